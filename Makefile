@@ -1,0 +1,39 @@
+# Two commands do all set-up: `make run` and `make test`. Both run `make setup` first.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTHON  ?= python3
+APT_PACKAGES := sqlite3 openssl
+DATA_DIR ?= $(HOME)/.skube
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup run test unit e2e bench clean
+
+setup: $(VENV)/.installed
+
+# Debian packages first (only the missing ones), then the venv with skube editable.
+$(VENV)/.installed: pyproject.toml
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+run: setup
+	$(VENV)/bin/skube apiserver --data-dir $(DATA_DIR)
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
+
+unit: setup
+	$(PY) -m pytest -q tests/unit
+
+e2e: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests/e2e
+
+bench: setup
+	$(PY) benchmarks/apiserver.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

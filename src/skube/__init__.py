@@ -1,0 +1,2 @@
+"""skube: serverless Kubernetes."""
+__version__ = "0.1.0"
