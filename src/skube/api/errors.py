@@ -24,9 +24,10 @@ class APIError(Exception):
     def status(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "kind": "Status", "apiVersion": "v1", "metadata": {},
-            "status": "Failure", "message": self.message,
-            "reason": self.reason, "code": self.code,
+            "status": "Failure", "message": self.message, "code": self.code,
         }
+        if self.reason:
+            body["reason"] = self.reason
         if self.details:
             body["details"] = self.details
         return body

@@ -76,6 +76,7 @@ BUILTIN: tuple[ResourceInfo, ...] = (
        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _r("", "v1", "Pod", "pods", True, ("po",), _ALL,
        ("status", "binding", "eviction", "log", "exec", "attach", "portforward", "proxy", "ephemeralcontainers", "resize")),
+    _r("", "v1", "Binding", "bindings", True, verbs=("create",)),
     _r("", "v1", "Node", "nodes", False, ("no",), sub=("status", "proxy")),
     _r("", "v1", "Service", "services", True, ("svc",), _ALL, ("status", "proxy"),
        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),

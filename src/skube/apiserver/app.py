@@ -1,0 +1,282 @@
+"""The API server as one ASGI application: authentication, routing, discovery,
+OpenAPI, health, and the REST verbs of every registered resource."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+
+import orjson
+
+from .. import __version__
+from ..api import errors, openapi
+from ..api.registry import Registry, ResourceInfo
+from . import crds, subresources
+from .auth import Authenticator
+from .discovery import (aggregated, api_group, api_group_list, api_resource_list, api_versions,
+                        wants_aggregated)
+from .http import JSON, Request, send_bytes, send_error, send_json, send_stream
+from .rest import Resources
+
+log = logging.getLogger("skube.apiserver")
+
+PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/healthz/", "/livez/", "/readyz/"}
+BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+class APIServer:
+    """ASGI app. ``store`` is a skube.store.Store; ``authenticator`` checks identities."""
+
+    def __init__(self, store, authenticator: Authenticator, *, external_url: str = ""):
+        self.store = store
+        self.registry = Registry()
+        self.auth = authenticator
+        self.external_url = external_url
+        self.resources = Resources(self)
+        self.subresources = subresources.Subresources(self)
+        self.crds = crds.CRDManager(self)
+        self.validators: dict = {"CustomResourceDefinition": self.crds.validate}
+        self._streams: set[asyncio.Task] = set()
+        self.ready = False
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bootstrap: namespaces that always exist, CRDs already stored."""
+        ns_info = self.registry.get("", "v1", "namespaces")
+        for name in BOOTSTRAP_NAMESPACES:
+            if self.store.get(ns_info.key(None, name)) is None:
+                obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+                await self.resources.create_object(ns_info, obj, manager="skube-apiserver")
+        self.crds.load()
+        self.ready = True
+
+    def selectable_fields(self, info: ResourceInfo) -> dict:
+        return self.crds.selectable_fields(info) if info.custom else {}
+
+    async def admit(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
+        """Mutating admission that needs cluster state (e.g. ClusterIP allocation)."""
+        if info.kind == "CustomResourceDefinition":
+            self.crds.default(obj)
+        await self.subresources.admit(info, obj, old)
+
+    async def after_write(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
+        if info.kind == "CustomResourceDefinition":
+            await self.crds.on_write(obj)
+
+    async def after_delete(self, info: ResourceInfo, obj: dict) -> None:
+        if info.kind == "CustomResourceDefinition":
+            await self.crds.on_delete(obj)
+
+    async def stream_until_disconnect(self, req: Request, send, chunks, on_close, content_type=JSON):
+        """Send a chunked stream; stop when the client goes away (uvicorn keeps
+        accepting writes to a closed connection, so watch for the disconnect)."""
+        async def pump():
+            await send_stream(send, 200, chunks, content_type)
+
+        async def disconnected():
+            while True:
+                msg = await req.receive()
+                if msg["type"] == "http.disconnect":
+                    return
+
+        t1 = asyncio.ensure_future(pump())
+        t2 = asyncio.ensure_future(disconnected())
+        self._streams.update((t1, t2))
+        try:
+            await asyncio.wait((t1, t2), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (t1, t2):
+                if not t.done():
+                    t.cancel()
+            on_close()
+            self._streams.difference_update((t1, t2))
+            await asyncio.gather(t1, t2, return_exceptions=True)
+
+    async def close(self) -> None:
+        for t in list(self._streams):
+            t.cancel()
+
+    # ---- ASGI ----------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await self.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] == "websocket":
+            return await self.subresources.websocket(scope, receive, send)
+        req = Request(scope, receive)
+        try:
+            if req.path not in PUBLIC_PATHS:
+                self.auth.authenticate(req)
+            await self.route(req, send)
+        except errors.APIError as e:
+            await send_error(send, e)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 — every failure must still answer a Status
+            log.exception("internal error on %s %s", req.method, req.path)
+            await send_error(send, errors.internal(str(e)))
+
+    # ---- routing -------------------------------------------------------------------------
+
+    async def route(self, req: Request, send) -> None:
+        path = req.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return await send_json(send, 200, {"paths": sorted(self._root_paths())})
+        head = parts[0]
+        if head == "api":
+            if len(parts) == 1:
+                if (ct := wants_aggregated(req.accepts())):
+                    return await send_bytes(send, 200, orjson.dumps(aggregated(self.registry, True)), ct)
+                return await send_json(send, 200, api_versions(self.external_url.split("://")[-1]))
+            if len(parts) == 2:
+                doc = api_resource_list(self.registry, "", parts[1])
+                if doc is None:
+                    raise errors.not_found("", parts[1])
+                return await send_json(send, 200, doc)
+            return await self.resource_route(req, send, "", parts[1], parts[2:])
+        if head == "apis":
+            if len(parts) == 1:
+                if (ct := wants_aggregated(req.accepts())):
+                    return await send_bytes(send, 200, orjson.dumps(aggregated(self.registry, False)), ct)
+                return await send_json(send, 200, api_group_list(self.registry))
+            if len(parts) == 2:
+                doc = api_group(self.registry, parts[1])
+                if doc is None:
+                    raise self._path_not_found(req)
+                return await send_json(send, 200, doc)
+            if len(parts) == 3:
+                doc = api_resource_list(self.registry, parts[1], parts[2])
+                if doc is None:
+                    raise self._path_not_found(req)
+                return await send_json(send, 200, doc)
+            return await self.resource_route(req, send, parts[1], parts[2], parts[3:])
+        if head in ("healthz", "livez", "readyz"):
+            if head == "readyz" and not self.ready:
+                return await send_bytes(send, 500, b"[-]skube-bootstrap failed: not finished\nreadyz check failed",
+                                        b"text/plain; charset=utf-8")
+            return await send_bytes(send, 200, b"ok", b"text/plain; charset=utf-8")
+        if head == "version":
+            return await send_json(send, 200, self.version_info())
+        if head == "openapi":
+            return await self.openapi_route(req, send, parts[1:])
+        raise self._path_not_found(req)
+
+    def _path_not_found(self, req: Request) -> errors.APIError:
+        return errors.APIError(404, "NotFound", "the server could not find the requested resource",
+                               {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})
+
+    def _root_paths(self) -> list[str]:
+        paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/version",
+                 "/openapi/v2", "/openapi/v3"]
+        for g, versions in self.registry.groups().items():
+            paths.append(f"/apis/{g}")
+            paths.extend(f"/apis/{g}/{v}" for v in versions)
+        return paths
+
+    def version_info(self) -> dict:
+        from ..api.schema import KUBERNETES_VERSION
+        major, minor, _ = KUBERNETES_VERSION.split(".")
+        return {"major": major, "minor": minor, "gitVersion": f"v{KUBERNETES_VERSION}+skube-{__version__}",
+                "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z",
+                "goVersion": f"python{platform.python_version()}", "compiler": "cpython",
+                "platform": f"linux/{_arch()}"}
+
+    async def openapi_route(self, req: Request, send, parts: list[str]) -> None:
+        if parts == ["v2"]:
+            for media, _ in req.accepts():
+                if media in ("application/json", "*/*"):
+                    return await send_bytes(send, 200, openapi.v2_document(self.registry))
+            raise errors.not_acceptable("only application/json is served for /openapi/v2")
+        if parts == ["v3"]:
+            return await send_json(send, 200, openapi.v3_index(self.registry))
+        if len(parts) >= 2 and parts[0] == "v3":
+            path = "/".join(parts[1:])
+            body = openapi.v3_document_for_path(self.registry, path)
+            if body is None:
+                raise self._path_not_found(req)
+            current = openapi.v3_hash(self.registry, path)
+            asked = req.arg("hash")
+            if asked and asked != current:
+                location = f"/openapi/v3/{path}?hash={current}"
+                return await send_bytes(send, 301, b"", b"text/plain",
+                                        [(b"location", location.encode())])
+            cache = b"public, immutable" if asked else b"no-cache, private"
+            return await send_bytes(send, 200, body, b"application/json",
+                                    [(b"etag", f'"{current}"'.encode()), (b"cache-control", cache)])
+        raise self._path_not_found(req)
+
+    async def resource_route(self, req: Request, send, group: str, version: str, rest: list[str]) -> None:
+        """/api/v1/... or /apis/G/V/...: resolve namespace, resource, name, subresource."""
+        watch_prefix = False
+        if rest and rest[0] == "watch":
+            watch_prefix, rest = True, rest[1:]
+        ns = None
+        if len(rest) >= 2 and rest[0] == "namespaces" and len(rest) >= 3:
+            info = self.registry.get(group, version, rest[2])
+            if info is not None and info.namespaced:
+                ns, rest = rest[1], rest[2:]
+        if not rest:
+            raise self._path_not_found(req)
+        info = self.registry.get(group, version, rest[0])
+        if info is None:
+            raise self._path_not_found(req)
+        if info.namespaced and ns is None and len(rest) > 1:
+            raise self._path_not_found(req)
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else ""
+        extra = rest[3:]
+        if sub and sub not in info.subresources:
+            raise self._path_not_found(req)
+        if extra and sub not in ("proxy",):
+            raise self._path_not_found(req)
+        m = req.method
+        r = self.resources
+        if watch_prefix:
+            if m != "GET" or sub:
+                raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+            return await r.watch(req, send, info, ns, name)
+        if sub:
+            return await self.subresources.handle(req, send, info, ns, name, sub, extra)
+        if name is None:
+            if m == "GET":
+                self._require_verb(info, "list")
+                return await r.list(req, send, info, ns)
+            if m == "POST":
+                self._require_verb(info, "create")
+                if info.kind == "Binding" and not info.group:
+                    return await self.subresources.binding(req, send, self.registry.get("", "v1", "pods"),
+                                                           ns, None)
+                return await r.create(req, send, info, ns)
+            if m == "DELETE":
+                self._require_verb(info, "deletecollection")
+                return await r.delete_collection(req, send, info, ns)
+        else:
+            if m == "GET":
+                if req.flag("watch"):
+                    return await r.watch(req, send, info, ns, name)
+                return await r.get(req, send, info, ns, name)
+            if m == "PUT":
+                return await r.update(req, send, info, ns, name)
+            if m == "PATCH":
+                return await r.patch(req, send, info, ns, name)
+            if m == "DELETE":
+                return await r.delete(req, send, info, ns, name)
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    def _require_verb(self, info: ResourceInfo, verb: str) -> None:
+        if verb not in info.verbs:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+
+def _arch() -> str:
+    m = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(m, m)

@@ -1,0 +1,287 @@
+"""Subresources (status, scale, binding, eviction, finalize) and admission steps
+that need cluster state (Service ClusterIP and NodePort allocation)."""
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import orjson
+
+from ..api import errors, patch, selectors
+from ..api.registry import ResourceInfo
+from .http import Request, send_json
+from .objects import deep_copy, now_rfc3339
+
+SERVICE_CIDR = "10.43.0.0/16"
+NODE_PORT_RANGE = (30000, 32767)
+
+
+def _success(details: dict | None = None) -> dict:
+    body = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+    if details:
+        body["details"] = details
+    return body
+
+
+def _get_path(obj: dict, path: str):
+    cur = obj
+    for part in path.lstrip(".").split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            return None
+        cur = cur[part]
+    return cur
+
+
+def _set_path(obj: dict, path: str, value) -> None:
+    parts = path.lstrip(".").split(".")
+    cur = obj
+    for part in parts[:-1]:
+        cur = cur.setdefault(part, {})
+    cur[parts[-1]] = value
+
+
+class Subresources:
+    def __init__(self, server):
+        self.server = server
+        self.store = server.store
+        self.reserved_ips: set[str] = set()
+
+    async def handle(self, req: Request, send, info: ResourceInfo, ns, name, sub, extra) -> None:
+        r = self.server.resources
+        m = req.method
+        if sub in ("status", "ephemeralcontainers", "resize"):
+            sub_name = "status" if sub == "status" else ""
+            if m == "GET":
+                return await r.get(req, send, info, ns, name)
+            if m == "PUT":
+                return await r.update(req, send, info, ns, name, sub_name)
+            if m == "PATCH":
+                return await r.patch(req, send, info, ns, name, sub_name)
+        elif sub == "scale":
+            return await self.scale(req, send, info, ns, name)
+        elif sub == "binding" and m == "POST":
+            return await self.binding(req, send, info, ns, name)
+        elif sub == "eviction" and m == "POST":
+            return await self.eviction(req, send, info, ns, name)
+        elif sub == "finalize" and m == "PUT":
+            return await self.finalize(req, send, info, name)
+        elif sub in ("log", "exec", "attach", "portforward", "proxy", "token"):
+            raise errors.APIError(503, "ServiceUnavailable",
+                                  f"{info.plural}/{sub} is not available: no node agent serves it yet")
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    # ---- scale ---------------------------------------------------------------------------
+
+    def _scale_paths(self, info: ResourceInfo) -> tuple[str, str, str | None]:
+        if info.custom:
+            sc = info.scale or {}
+            return sc.get("specReplicasPath", ".spec.replicas"), \
+                sc.get("statusReplicasPath", ".status.replicas"), sc.get("labelSelectorPath")
+        return ".spec.replicas", ".status.replicas", None
+
+    def _to_scale(self, info: ResourceInfo, obj: dict) -> dict:
+        spec_p, status_p, sel_p = self._scale_paths(info)
+        m = obj["metadata"]
+        if sel_p:
+            selector = _get_path(obj, sel_p) or ""
+        else:
+            sel = (obj.get("spec") or {}).get("selector")
+            selector = selectors.label_selector_to_string(sel) if isinstance(sel, dict) else ""
+        meta = {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                if k in m}
+        status = {"replicas": _get_path(obj, status_p) or 0}
+        if selector:
+            status["selector"] = selector
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1", "metadata": meta,
+                "spec": {"replicas": _get_path(obj, spec_p) or 0}, "status": status}
+
+    async def scale(self, req: Request, send, info: ResourceInfo, ns, name) -> None:
+        rec = self.server.resources._get_record(info, ns, name)
+        if req.method == "GET":
+            return await send_json(send, 200, self._to_scale(info, rec.obj))
+        if req.method not in ("PUT", "PATCH"):
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        current = self._to_scale(info, rec.obj)
+        if req.method == "PUT":
+            body = await req.json()
+            if not isinstance(body, dict):
+                raise errors.bad_request("the body must be a Scale object")
+            new_scale = body
+        else:
+            kind = patch.patch_type(req.content_type())
+            body = await req.json()
+            if kind == "json":
+                new_scale = patch.json_patch(current, body)
+            elif kind == "merge":
+                new_scale = patch.merge_patch(current, body)
+            elif kind == "strategic":
+                new_scale = patch.strategic_merge_patch(current, body, "autoscaling", "v1", "Scale")
+            else:
+                new_scale = patch.merge_patch(current, body)
+        replicas = (new_scale.get("spec") or {}).get("replicas")
+        if not isinstance(replicas, int) or replicas < 0:
+            raise errors.invalid("Scale", name, [errors.cause(
+                "spec.replicas", f"Invalid value: {orjson.dumps(replicas).decode()}: must be greater than "
+                "or equal to 0")], "autoscaling")
+        want_rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+        if want_rv and want_rv != rec.obj["metadata"]["resourceVersion"]:
+            raise errors.conflict(info.plural, name, info.group)
+        new = deep_copy(rec.obj)
+        _set_path(new, self._scale_paths(info)[0], replicas)
+        out = await self.server.resources.update_object(
+            info, rec, new, manager=self.server.resources._manager(req), dry=bool(req.args("dryRun")))
+        await send_json(send, 200, self._to_scale(info, getattr(out, "obj", out)))
+
+    # ---- pods/binding, pods/eviction ------------------------------------------------------
+
+    async def binding(self, req: Request, send, info: ResourceInfo, ns, name) -> None:
+        body = await req.json()
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be a Binding object")
+        name = name or (body.get("metadata") or {}).get("name")
+        if not name:
+            raise errors.invalid("Binding", "", [errors.cause("metadata.name", "Required value",
+                                                               "FieldValueRequired")])
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise errors.invalid("Binding", name, [errors.cause("target.name", "Required value",
+                                                                 "FieldValueRequired")])
+        for _ in range(8):
+            rec = self.server.resources._get_record(info, ns, name)
+            pod = rec.obj
+            if pod["metadata"].get("deletionTimestamp"):
+                raise errors.conflict(info.plural, name, "", "pod is being deleted, cannot be assigned to a host")
+            assigned = (pod.get("spec") or {}).get("nodeName")
+            if assigned:
+                raise errors.conflict(info.plural, name, "",
+                                      f"pod {name} is already assigned to node \"{assigned}\"")
+            new = deep_copy(pod)
+            new["spec"]["nodeName"] = node
+            conds = new.setdefault("status", {}).setdefault("conditions", [])
+            conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": now_rfc3339()})
+            try:
+                new["metadata"]["resourceVersion"] = pod["metadata"]["resourceVersion"]
+                await self.store.update(rec.key, new, rec.mod_revision)
+            except Exception as e:  # conflict: re-read and retry
+                from ..store import ConflictError
+                if isinstance(e, ConflictError):
+                    continue
+                raise
+            return await send_json(send, 201, _success())
+        raise errors.conflict(info.plural, name)
+
+    async def eviction(self, req: Request, send, info: ResourceInfo, ns, name) -> None:
+        body = await req.json() or {}
+        rec = self.server.resources._get_record(info, ns, name)
+        pod = rec.obj
+        pdb_info = self.server.registry.get("policy", "v1", "poddisruptionbudgets")
+        labels = pod["metadata"].get("labels") or {}
+        matching = []
+        if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed", "Pending"):
+            pdbs, _ = self.store.list(pdb_info.list_prefix(ns))
+            for p in pdbs:
+                sel = (p.obj.get("spec") or {}).get("selector")
+                if sel is not None and selectors.label_selector_from_dict(sel).matches(labels):
+                    matching.append(p)
+        if len(matching) > 1:
+            raise errors.APIError(500, "InternalError", "This pod has more than one PodDisruptionBudget, "
+                                  "which the eviction subresource does not support.")
+        if matching:
+            p = matching[0]
+            st = p.obj.get("status") or {}
+            if st.get("disruptionsAllowed", 0) < 1:
+                pname = p.obj["metadata"]["name"]
+                raise errors.APIError(
+                    429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget.",
+                    {"causes": [{"reason": "DisruptionBudget",
+                                 "message": f"The disruption budget {pname} needs "
+                                 f"{st.get('desiredHealthy', 0)} healthy pods and has "
+                                 f"{st.get('currentHealthy', 0)} currently"}]})
+            newp = deep_copy(p.obj)
+            newp["status"]["disruptionsAllowed"] = st["disruptionsAllowed"] - 1
+            newp["status"].setdefault("disruptedPods", {})[name] = now_rfc3339()
+            await self.store.update(p.key, newp, p.mod_revision)
+        await self.server.resources.delete_object(info, ns, name, body.get("deleteOptions") or {})
+        await send_json(send, 201, _success())
+
+    async def finalize(self, req: Request, send, info: ResourceInfo, name) -> None:
+        body = await req.json()
+        rec = self.server.resources._get_record(info, None, name)
+        new = deep_copy(rec.obj)
+        new.setdefault("spec", {})["finalizers"] = list(((body or {}).get("spec") or {}).get("finalizers") or [])
+        if not new["spec"]["finalizers"]:
+            new["spec"].pop("finalizers")
+        if new["metadata"].get("deletionTimestamp") and not new["spec"].get("finalizers") \
+                and not new["metadata"].get("finalizers"):
+            out = await self.store.delete(rec.key, rec.mod_revision)
+            return await send_json(send, 200, out.obj)
+        out = await self.store.update(rec.key, new, rec.mod_revision)
+        await send_json(send, 200, out.obj)
+
+    # ---- admission needing cluster state ----------------------------------------------------
+
+    async def admit(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
+        if info.kind == "Service" and not info.group:
+            self._allocate_service(obj, old)
+
+    def _allocate_service(self, svc: dict, old: dict | None) -> None:
+        spec = svc.setdefault("spec", {})
+        stype = spec.get("type", "ClusterIP")
+        if old is not None:
+            ospec = old.get("spec") or {}
+            if not spec.get("clusterIP") and ospec.get("clusterIP") and stype != "ExternalName":
+                spec["clusterIP"] = ospec["clusterIP"]
+                spec["clusterIPs"] = ospec.get("clusterIPs", [ospec["clusterIP"]])
+            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+                         for p in ospec.get("ports") or []}
+            for p in spec.get("ports") or []:
+                if not p.get("nodePort") and old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
+                    p["nodePort"] = old_ports[(p.get("port"), p.get("protocol", "TCP"))]
+        if stype == "ExternalName":
+            return
+        if not spec.get("clusterIP"):
+            spec["clusterIP"] = self._free_ip()
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        elif spec["clusterIP"] != "None" and "clusterIPs" not in spec:
+            spec["clusterIPs"] = [spec["clusterIP"]]
+        elif spec["clusterIP"] == "None":
+            spec["clusterIPs"] = ["None"]
+        if stype in ("NodePort", "LoadBalancer"):
+            used = self._used_node_ports()
+            for p in spec.get("ports") or []:
+                if not p.get("nodePort"):
+                    free = [n for n in range(*NODE_PORT_RANGE) if n not in used]
+                    p["nodePort"] = random.choice(free)
+                    used.add(p["nodePort"])
+
+    def _services(self):
+        return self.store.list("/core/services/")[0]
+
+    def _free_ip(self) -> str:
+        net = ipaddress.ip_network(SERVICE_CIDR)
+        used = {(r.obj.get("spec") or {}).get("clusterIP") for r in self._services()} | self.reserved_ips
+        # the first address is the `kubernetes` Service's, as upstream reserves it
+        first = str(net.network_address + 1)
+        if first not in used:
+            self.reserved_ips.add(first)
+            return first
+        for _ in range(1000):
+            ip = str(net.network_address + random.randint(2, net.num_addresses - 2))
+            if ip not in used:
+                self.reserved_ips.add(ip)
+                return ip
+        raise errors.internal("the service CIDR is exhausted")
+
+    def _used_node_ports(self) -> set[int]:
+        out = set()
+        for r in self._services():
+            for p in (r.obj.get("spec") or {}).get("ports") or []:
+                if p.get("nodePort"):
+                    out.add(p["nodePort"])
+        return out
+
+    async def websocket(self, scope, receive, send) -> None:
+        await send({"type": "websocket.close", "code": 1008})

@@ -1,0 +1,44 @@
+"""`skube` command line."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+DEFAULT_DATA_DIR = Path.home() / ".skube"
+
+
+def _run(coro) -> None:
+    import uvloop
+    uvloop.run(coro)
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(package_name="skube")
+def main(verbose: int) -> None:
+    """skube: serverless Kubernetes on one machine."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
+              help="Where the cluster keeps its state, certificates and kubeconfig.")
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=6443, show_default=True, type=int, help="HTTPS port.")
+@click.option("--compact-interval", default=300.0, show_default=True, type=float,
+              help="Seconds between compactions of old revisions.")
+@click.option("--keep-revisions", default=1000, show_default=True, type=int,
+              help="Revisions kept by compaction, at least.")
+def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, keep_revisions: int) -> None:
+    """Serve the Kubernetes API over HTTPS, stored in SQLite under DATA_DIR."""
+    from .apiserver.server import ServerConfig, run_apiserver
+    cfg = ServerConfig(data_dir=data_dir.expanduser().resolve(), bind=bind, port=port,
+                       compact_interval=compact_interval, keep_revisions=keep_revisions)
+    _run(run_apiserver(cfg))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

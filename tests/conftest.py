@@ -1,0 +1,108 @@
+"""Shared fixtures: a real `skube apiserver` process, kubectl and the official client."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+KUBECTL = shutil.which("kubectl", path=str(BIN)) or shutil.which("kubectl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    """A running `skube apiserver`: its process, data dir, URL and kubeconfig."""
+    proc: subprocess.Popen
+    data_dir: Path
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.data_dir / "kubeconfig"
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True,
+                timeout: float = 60) -> subprocess.CompletedProcess:
+        cmd = [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args]
+        res = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
+        if check and res.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({res.returncode}):\n"
+                                 f"{res.stdout}\n{res.stderr}")
+        return res
+
+    def kubectl_json(self, *args: str) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def client(self):
+        from kubernetes import config
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("apiserver did not stop within %ss" % timeout)
+        return self.proc.returncode
+
+
+def start_apiserver(data_dir: Path, port: int | None = None, *extra: str, timeout: float = 60) -> Cluster:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / f"apiserver-{port}-{int(time.time() * 1000)}.log"
+    out = open(log, "w")
+    proc = subprocess.Popen([str(BIN / "skube"), "apiserver", "--data-dir", str(data_dir),
+                             "--port", str(port), *extra],
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"apiserver exited with {proc.returncode}:\n{log.read_text()}")
+        if "ready" in log.read_text():
+            return Cluster(proc, data_dir, port, log)
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"apiserver not ready in {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = start_apiserver(tmp_path_factory.mktemp("skube"))
+    yield c
+    code = c.stop()
+    assert code == 0, f"apiserver exit code {code}:\n{c.log.read_text()}"
+
+
+def wait_for(predicate, timeout: float = 20, interval: float = 0.05, message: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        time.sleep(interval)
