@@ -479,8 +479,8 @@ def test_pod_update_other_fields_forbidden():
     new["spec"]["restartPolicy"] = "Never"
     got = found_update("", "Pod", new, old)
     assert len(got) == 1 and got[0][0] == "spec"
-    assert got[0][1].startswith("Forbidden: " + UPDATABLE + "\n")
-    assert '-   \tRestartPolicy: "Always",' in got[0][1].replace("- \t", "-   \t") or 'RestartPolicy' in got[0][1]
+    assert got[0][1].startswith("Forbidden: " + UPDATABLE + "\n  core.PodSpec{\n")
+    assert '- \tRestartPolicy: "Always",\n+ \tRestartPolicy: "Never",\n' in got[0][1]
 
 
 @pytest.mark.parametrize("change,expected", [

@@ -13,6 +13,9 @@ from ..api import errors, openapi
 from ..api.registry import Registry, ResourceInfo
 from . import crds, subresources
 from .auth import Authenticator
+from .authz import (BOOTSTRAP_BINDINGS, BOOTSTRAP_CLUSTER_ROLES, Attributes, RBACAuthorizer,
+                    request_verb)
+from .tokens import TokenSigner
 from .discovery import (aggregated, api_group, api_group_list, api_resource_list, api_versions,
                         wants_aggregated)
 from .http import JSON, Request, send_bytes, send_error, send_json, send_stream
@@ -27,10 +30,15 @@ BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-leas
 class APIServer:
     """ASGI app. ``store`` is a skube.store.Store; ``authenticator`` checks identities."""
 
-    def __init__(self, store, authenticator: Authenticator, *, external_url: str = ""):
+    def __init__(self, store, authenticator: Authenticator, *, external_url: str = "",
+                 signer: TokenSigner | None = None):
         self.store = store
         self.registry = Registry()
         self.auth = authenticator
+        self.signer = signer
+        if signer is not None:
+            authenticator.verifier = self.service_account_identity
+        self.authz = RBACAuthorizer(store)
         self.external_url = external_url
         self.resources = Resources(self)
         self.subresources = subresources.Subresources(self)
@@ -48,8 +56,45 @@ class APIServer:
             if self.store.get(ns_info.key(None, name)) is None:
                 obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
                 await self.resources.create_object(ns_info, obj, manager="skube-apiserver")
+        await self._bootstrap_rbac()
         self.crds.load()
         self.ready = True
+
+    async def _bootstrap_rbac(self) -> None:
+        roles = self.registry.get("rbac.authorization.k8s.io", "v1", "clusterroles")
+        bindings = self.registry.get("rbac.authorization.k8s.io", "v1", "clusterrolebindings")
+        labels = {"kubernetes.io/bootstrapping": "rbac-defaults"}
+        for name, rules in BOOTSTRAP_CLUSTER_ROLES.items():
+            if self.store.get(roles.key(None, name)) is None:
+                await self.resources.create_object(roles, {
+                    "apiVersion": roles.api_version, "kind": roles.kind,
+                    "metadata": {"name": name, "labels": labels}, "rules": rules}, manager="skube-apiserver")
+        for name, (role, subjects) in BOOTSTRAP_BINDINGS.items():
+            if self.store.get(bindings.key(None, name)) is None:
+                await self.resources.create_object(bindings, {
+                    "apiVersion": bindings.api_version, "kind": bindings.kind,
+                    "metadata": {"name": name, "labels": labels},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                    "subjects": subjects}, manager="skube-apiserver")
+
+    def service_account_identity(self, token: str):
+        """(user, groups) of a valid service-account token whose account (and bound
+        object) still exist with the same uid; None otherwise."""
+        claims = self.signer.verify(token) if self.signer else None
+        if not claims:
+            return None
+        k = claims.get("kubernetes.io") or {}
+        ns, sa = k.get("namespace"), (k.get("serviceaccount") or {})
+        rec = self.store.get(f"/core/serviceaccounts/{ns}/{sa.get('name')}")
+        if rec is None or rec.obj["metadata"].get("uid") != sa.get("uid"):
+            return None
+        pod = k.get("pod")
+        if pod:
+            prec = self.store.get(f"/core/pods/{ns}/{pod.get('name')}")
+            if prec is None or prec.obj["metadata"].get("uid") != pod.get("uid"):
+                return None
+        return (f"system:serviceaccount:{ns}:{sa.get('name')}",
+                ["system:serviceaccounts", f"system:serviceaccounts:{ns}"])
 
     def selectable_fields(self, info: ResourceInfo) -> dict:
         return self.crds.selectable_fields(info) if info.custom else {}
@@ -132,6 +177,10 @@ class APIServer:
         if not parts:
             return await send_json(send, 200, {"paths": sorted(self._root_paths())})
         head = parts[0]
+        if head not in ("api", "apis") or len(parts) <= 3 - (head == "api"):
+            if req.path not in PUBLIC_PATHS:
+                self.authz.check(Attributes(user=req.user, groups=req.groups,
+                                            verb=request_verb(req.method, True, False), path=path))
         if head == "api":
             if len(parts) == 1:
                 if (ct := wants_aggregated(req.accepts())):
@@ -240,6 +289,10 @@ class APIServer:
             raise self._path_not_found(req)
         m = req.method
         r = self.resources
+        self.authz.check(Attributes(
+            user=req.user, groups=req.groups,
+            verb=request_verb(m, name is not None, watch_prefix or req.flag("watch")),
+            namespace=ns, api_group=group, resource=info.plural, subresource=sub, name=name or ""))
         if watch_prefix:
             if m != "GET" or sub:
                 raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")

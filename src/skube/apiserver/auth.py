@@ -11,9 +11,11 @@ from .http import Request
 
 
 class Authenticator:
-    def __init__(self, tokens: dict[str, tuple[str, list[str]]] | None = None):
+    def __init__(self, tokens: dict[str, tuple[str, list[str]]] | None = None, verifier=None):
         # bearer token -> (user, groups)
         self.tokens = dict(tokens or {})
+        # callable(token) -> (user, groups) | None, for service-account JWTs
+        self.verifier = verifier
 
     def add_token(self, token: str, user: str, groups: list[str]) -> None:
         self.tokens[token] = (user, groups)
@@ -26,6 +28,8 @@ class Authenticator:
                 for token, who in self.tokens.items():
                     if hmac.compare_digest(token, value):
                         return who
+                if self.verifier is not None and value.count(".") == 2:
+                    return self.verifier(value)
                 return None
         peer = scope.get("skube.peer")
         if peer and peer[0]:

@@ -17,6 +17,7 @@ from .app import APIServer
 from .auth import Authenticator
 from .kubeconfig import write_kubeconfig
 from .pki import PKI, subject_identity
+from .tokens import TokenSigner
 
 log = logging.getLogger("skube.apiserver")
 
@@ -91,7 +92,8 @@ class RunningServer:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
-        self.app = APIServer(self.store, Authenticator(), external_url=cfg.url)
+        self.app = APIServer(self.store, Authenticator(), external_url=cfg.url,
+                             signer=TokenSigner(pki.dir))
         await self.app.start()
         ucfg = uvicorn.Config(
             self.app, host=cfg.bind, port=cfg.port, http=_PeerIdentityProtocol, loop="none",

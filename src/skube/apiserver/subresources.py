@@ -65,7 +65,9 @@ class Subresources:
             return await self.eviction(req, send, info, ns, name)
         elif sub == "finalize" and m == "PUT":
             return await self.finalize(req, send, info, name)
-        elif sub in ("log", "exec", "attach", "portforward", "proxy", "token"):
+        elif sub == "token" and m == "POST" and info.kind == "ServiceAccount":
+            return await self.token_request(req, send, info, ns, name)
+        elif sub in ("log", "exec", "attach", "portforward", "proxy"):
             raise errors.APIError(503, "ServiceUnavailable",
                                   f"{info.plural}/{sub} is not available: no node agent serves it yet")
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")
@@ -206,6 +208,47 @@ class Subresources:
             await self.store.update(p.key, newp, p.mod_revision)
         await self.server.resources.delete_object(info, ns, name, body.get("deleteOptions") or {})
         await send_json(send, 201, _success())
+
+    async def token_request(self, req: Request, send, info: ResourceInfo, ns, name) -> None:
+        """serviceaccounts/token (TokenRequest): a signed, expiring, optionally bound token."""
+        from .tokens import MIN_EXPIRATION, DEFAULT_EXPIRATION
+        body = await req.json()
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body must be a TokenRequest object")
+        sa = self.server.resources._get_record(info, ns, name).obj
+        spec = body.get("spec") or {}
+        exp = spec.get("expirationSeconds") or DEFAULT_EXPIRATION
+        if not isinstance(exp, int) or exp < MIN_EXPIRATION:
+            raise errors.invalid("TokenRequest", name, [errors.cause(
+                "spec.expirationSeconds", f"Invalid value: {exp}: may not specify a duration less than "
+                "10 minutes")], "authentication.k8s.io")
+        bound = spec.get("boundObjectRef")
+        if bound:
+            kind = bound.get("kind")
+            plural = {"Pod": "pods", "Secret": "secrets", "Node": "nodes"}.get(kind)
+            if plural is None:
+                raise errors.invalid("TokenRequest", name, [errors.cause(
+                    "spec.boundObjectRef.kind", f'Unsupported value: "{kind}": supported values: "Pod", '
+                    '"Secret", "Node"', "FieldValueNotSupported")], "authentication.k8s.io")
+            target = self.store.get(f"/core/{plural}/{ns}/{bound.get('name')}" if kind != "Node"
+                                    else f"/core/nodes/{bound.get('name')}")
+            if target is None:
+                raise errors.not_found(plural, bound.get("name", ""))
+            if bound.get("uid") and bound["uid"] != target.obj["metadata"]["uid"]:
+                raise errors.conflict(plural, bound.get("name", ""), "",
+                                      "the UID in the bound object reference does not match")
+            bound = {**bound, "uid": target.obj["metadata"]["uid"]}
+        token, expiry = self.server.signer.issue(ns, name, sa["metadata"]["uid"],
+                                                 audiences=spec.get("audiences") or None,
+                                                 expiration=exp, bound=bound)
+        import datetime as dt
+        out = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+               "metadata": {"name": name, "namespace": ns,
+                            "creationTimestamp": now_rfc3339()},
+               "spec": {**spec, "expirationSeconds": exp},
+               "status": {"token": token, "expirationTimestamp":
+                          dt.datetime.fromtimestamp(expiry, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}}
+        await send_json(send, 201, out)
 
     async def finalize(self, req: Request, send, info: ResourceInfo, name) -> None:
         body = await req.json()

@@ -8,11 +8,11 @@ schema is checked elsewhere.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
 from .. import errors
 from ..registry import ResourceInfo
-from . import core, other, pod, workloads
+from . import core, other, pod, service, workloads
 from ._field import Errs, dedupe, forbidden, invalid
 from .meta import object_meta, object_meta_update
 
@@ -102,7 +102,7 @@ _Rules = tuple[Callable[[Errs, dict], None] | None, Callable[[Errs, dict], None]
                Callable[[Errs, dict, dict], None] | None]
 RULES: dict[tuple[str, str], _Rules] = {
     ("", "Pod"): (_pod_create, _pod_create_only, _pod_update),
-    ("", "Service"): (core.validate_service, None, core.validate_service_update),
+    ("", "Service"): (service.validate_service, None, service.validate_service_update),
     ("", "ConfigMap"): (core.validate_config_map, None, core.validate_config_map_update),
     ("", "Secret"): (core.validate_secret, None, core.validate_secret_update),
     ("", "Namespace"): (core.validate_namespace, None, None),
