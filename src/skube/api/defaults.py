@@ -331,8 +331,8 @@ def _pod(obj: dict, create: bool | None) -> None:
         for key in ("containers", "initContainers"):
             for c in spec.get(key) or []:
                 for p in (c.get("ports") or []) if isinstance(c, dict) else []:
-                    if isinstance(p, dict) and not p.get("hostPort"):
-                        p["hostPort"] = p.get("containerPort")
+                    if isinstance(p, dict) and not p.get("hostPort") and p.get("containerPort"):
+                        p["hostPort"] = p["containerPort"]
     status = obj.get("status")
     if create is None:
         create = not (isinstance(status, dict) and status.get("phase"))
@@ -593,8 +593,9 @@ def _service(obj: dict) -> None:
         if not p.get("protocol"):
             p["protocol"] = "TCP"
         tp = p.get("targetPort")
-        if tp is None or tp == 0 or tp == "":
-            p["targetPort"] = p.get("port")
+        port = p.get("port")
+        if (tp is None or tp == 0 or tp == "") and isinstance(port, int) and not isinstance(port, bool):
+            p["targetPort"] = port
     accessible = stype in ("LoadBalancer", "NodePort") or (stype == "ClusterIP" and bool(spec.get("externalIPs")))
     if accessible and not spec.get("externalTrafficPolicy"):
         spec["externalTrafficPolicy"] = "Cluster"

@@ -3,6 +3,7 @@ OpenAPI, health, and the REST verbs of every registered resource."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import platform
 
@@ -57,6 +58,7 @@ class APIServer:
                 obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
                 await self.resources.create_object(ns_info, obj, manager="skube-apiserver")
         await self._bootstrap_rbac()
+        await self._bootstrap_kubernetes_service()
         self.crds.load()
         self.ready = True
 
@@ -76,6 +78,46 @@ class APIServer:
                     "metadata": {"name": name, "labels": labels},
                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                     "subjects": subjects}, manager="skube-apiserver")
+
+    async def _bootstrap_kubernetes_service(self) -> None:
+        """The `kubernetes` Service in `default`, first address of the service CIDR,
+        with Endpoints and an EndpointSlice pointing at this server, as upstream keeps them."""
+        from urllib.parse import urlparse
+        svc_info = self.registry.get("", "v1", "services")
+        if self.store.get(svc_info.key("default", "kubernetes")) is not None or not self.external_url:
+            return
+        url = urlparse(self.external_url)
+        host, port = url.hostname or "127.0.0.1", url.port or 443
+        labels = {"component": "apiserver", "provider": "kubernetes"}
+        await self.resources.create_object(svc_info, {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+            "spec": {"type": "ClusterIP", "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}]},
+        }, manager="skube-apiserver")
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host == "localhost"
+        if loopback:
+            return   # endpoints may not be loopback addresses; the pod network adds them
+        ep_info = self.registry.get("", "v1", "endpoints")
+        await self.resources.create_object(ep_info, {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": host}],
+                         "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        }, manager="skube-apiserver")
+        es_info = self.registry.get("discovery.k8s.io", "v1", "endpointslices")
+        await self.resources.create_object(es_info, {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }, manager="skube-apiserver")
 
     def service_account_identity(self, token: str):
         """(user, groups) of a valid service-account token whose account (and bound

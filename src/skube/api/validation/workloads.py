@@ -508,8 +508,8 @@ def validate_job_update(errs: Errs, new: dict, old: dict) -> None:
     nt, ot = ns.get("template"), os_.get("template")
     if isinstance(nt, dict) and isinstance(ot, dict) and os_.get("suspend") is True \
             and not ((old.get("status") or {}).get("startTime")):
-        # suspended jobs that never started may change scheduling directives
-        nt, ot = _mask_scheduling(nt), _mask_scheduling(ot, nt)
+        # a suspended Job that never started may still change its scheduling directives
+        ot = _with_scheduling_of(ot, nt)
     if nt != ot:
         immutable(errs, "spec.template", GoRaw("core.PodTemplateSpec{...}"))
     for f in ("completionMode", "podFailurePolicy", "backoffLimitPerIndex", "managedBy", "successPolicy"):
@@ -517,26 +517,38 @@ def validate_job_update(errs: Errs, new: dict, old: dict) -> None:
             immutable(errs, f"spec.{f}", ns.get(f) if not isinstance(ns.get(f), dict) else GoRaw("{...}"))
 
 
-def _mask_scheduling(t: dict, like: dict | None = None) -> dict:
-    t = dict(t)
+def _copy_key(dst: dict, src: dict, key: str) -> None:
+    if key in src:
+        dst[key] = src[key]
+    else:
+        dst.pop(key, None)
+
+
+def _with_scheduling_of(old_t: dict, new_t: dict) -> dict:
+    """The old template with the new one's labels, annotations, node selector, tolerations,
+    scheduling gates and node affinity (what validatePodTemplateUpdate lets change)."""
+    t = dict(old_t)
     meta = dict(t.get("metadata") or {})
     spec = dict(t.get("spec") or {})
-    src_meta = (like or {}).get("metadata") or {}
-    src_spec = (like or {}).get("spec") or {}
+    new_meta = new_t.get("metadata") if isinstance(new_t.get("metadata"), dict) else {}
+    new_spec = new_t.get("spec") if isinstance(new_t.get("spec"), dict) else {}
     for k in ("labels", "annotations"):
-        if like is None:
-            meta.pop(k, None)
-        elif k in src_meta:
-            meta[k] = src_meta[k]
+        _copy_key(meta, new_meta, k)
+    for k in ("nodeSelector", "tolerations", "schedulingGates"):
+        _copy_key(spec, new_spec, k)
+    old_aff, new_aff = spec.get("affinity"), new_spec.get("affinity")
+    if isinstance(old_aff, dict) and new_aff is None:
+        rest = {k: v for k, v in old_aff.items() if k != "nodeAffinity" and v is not None}
+        if rest:
+            spec["affinity"] = rest
         else:
-            meta.pop(k, None)
-    for k in ("nodeSelector", "tolerations", "schedulingGates", "affinity"):
-        if like is None:
-            spec.pop(k, None)
-        elif k in src_spec:
-            spec[k] = src_spec[k]
-        else:
-            spec.pop(k, None)
+            spec.pop("affinity", None)
+    elif isinstance(new_aff, dict) and old_aff is None:
+        spec["affinity"] = {"nodeAffinity": new_aff["nodeAffinity"]} if new_aff.get("nodeAffinity") is not None else {}
+    elif isinstance(old_aff, dict) and isinstance(new_aff, dict):
+        aff = dict(old_aff)
+        _copy_key(aff, new_aff, "nodeAffinity")
+        spec["affinity"] = aff
     t["metadata"], t["spec"] = meta, spec
     return t
 
