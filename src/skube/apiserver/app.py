@@ -10,7 +10,7 @@ import platform
 import orjson
 
 from .. import __version__
-from ..api import errors, openapi
+from ..api import defaults, errors, openapi
 from ..api.registry import Registry, ResourceInfo
 from . import crds, subresources
 from .auth import Authenticator
@@ -145,6 +145,13 @@ class APIServer:
         """Mutating admission that needs cluster state (e.g. ClusterIP allocation)."""
         if info.kind == "CustomResourceDefinition":
             self.crds.default(obj)
+        elif info.kind == "Pod" and not info.group and old is None:
+            # upstream's default admission: DefaultTolerationSeconds, ServiceAccount name
+            defaults.default_toleration_seconds(obj)
+            spec = obj.setdefault("spec", {})
+            if not spec.get("serviceAccountName"):
+                spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+            spec.setdefault("serviceAccount", spec["serviceAccountName"])
         await self.subresources.admit(info, obj, old)
 
     async def after_write(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:

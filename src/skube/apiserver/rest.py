@@ -189,13 +189,13 @@ class Resources:
         if hook:
             hook(info, obj, old)
 
-    def _default(self, info: ResourceInfo, obj: dict) -> None:
+    def _default(self, info: ResourceInfo, obj: dict, create: bool) -> None:
         if info.custom:
             if info.schema:
                 crdschema.apply_schema_defaults(info.schema, obj)
                 crdschema.prune(info.schema, obj)
         else:
-            defaults.apply_defaults(info, obj)
+            defaults.apply_defaults(info, obj, create=create)
 
     def _headers(self, warnings: list[str]) -> list[tuple[bytes, bytes]]:
         return [(b"warning", fieldvalidation.warning_header(w).encode()) for w in warnings]
@@ -425,7 +425,7 @@ class Resources:
         m["uid"] = new_uid()
         m["creationTimestamp"] = now_rfc3339()
         lifecycle.prepare_for_create(info, obj)
-        self._default(info, obj)
+        self._default(info, obj, create=True)
         await self.server.admit(info, obj, None)
         self._validate(info, obj, None)
         if not applied:
@@ -480,7 +480,7 @@ class Resources:
         new.setdefault("metadata", {})
         lifecycle.prepare_for_update(info, new, old, subresource)
         if subresource != "status":
-            self._default(info, new)
+            self._default(info, new, create=False)
             await self.server.admit(info, new, old)
         self._validate(info, new, old)
         if not tracked:
