@@ -145,6 +145,8 @@ class APIServer:
         """Mutating admission that needs cluster state (e.g. ClusterIP allocation)."""
         if info.kind == "CustomResourceDefinition":
             self.crds.default(obj)
+        elif info.kind == "Job" and info.group == "batch" and old is None:
+            defaults.job_prepare_for_create(obj)
         elif info.kind == "Pod" and not info.group and old is None:
             # upstream's default admission: DefaultTolerationSeconds, ServiceAccount name
             defaults.default_toleration_seconds(obj)

@@ -102,6 +102,8 @@ def deletion_time(grace: int) -> str:
 def ready_to_remove(obj: dict) -> bool:
     """A deleting object goes once its finalizers are empty and no grace period is pending."""
     m = obj["metadata"]
+    if obj.get("kind") == "Namespace" and (obj.get("spec") or {}).get("finalizers"):
+        return False   # spec.finalizers hold a namespace until namespaces/finalize clears them
     return bool(m.get("deletionTimestamp")) and not m.get("finalizers") \
         and not m.get("deletionGracePeriodSeconds")
 

@@ -597,12 +597,8 @@ class Resources:
 
     async def _delete_options(self, req: Request) -> dict:
         opts: dict = {}
-        raw = await req.body()
-        if raw.strip():
-            try:
-                opts = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                raise errors.bad_request(f"the DeleteOptions body is not valid JSON: {e}") from None
+        if (await req.body()).strip():
+            opts = await req.json()
             if not isinstance(opts, dict):
                 raise errors.bad_request("DeleteOptions must be an object")
         if req.arg("gracePeriodSeconds") is not None:

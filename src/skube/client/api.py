@@ -476,16 +476,20 @@ class Client:
     async def version(self) -> dict:
         return await self.request("GET", "/version")
 
-    async def server_resources(self, refresh: bool = False, *, preferred: bool = True) -> list[Resource]:
+    async def server_resources(self, refresh: bool = False, *, preferred: bool = True,
+                               verbs: tuple[str, ...] = ()) -> list[Resource]:
         """Every top-level resource the server serves (built-in and custom), with scope,
-        verbs and subresources. ``preferred``: only each group's preferred version."""
+        verbs and subresources; cached until ``refresh``. ``preferred``: only each
+        group's preferred version; ``verbs``: only resources supporting all of them
+        (e.g. ``("list", "watch")``)."""
         if self._discovery_lock is None:
             self._discovery_lock = asyncio.Lock()
         async with self._discovery_lock:
             if refresh or self._discovery is None:
                 self._discovery, self._discovery_all = await self._discover()
                 self._discovery_at = time.monotonic()
-        return list(self._discovery if preferred else self._discovery_all)
+        found = self._discovery if preferred else self._discovery_all
+        return [r for r in found if r.supports(*verbs)] if verbs else list(found)
 
     async def _discover(self) -> tuple[list[Resource], list[Resource]]:
         core = await self._send("GET", "/api", accept=AGGREGATED_DISCOVERY)

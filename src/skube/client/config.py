@@ -173,12 +173,15 @@ class ClientConfig:
             cert = (exec_cred.client_certificate_data.encode(), exec_cred.client_key_data.encode())
         if self._ssl is not None and self._ssl[0] == cert:
             return self._ssl[1]
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        if self.ca_data and not self.insecure_skip_tls_verify:
+            # a configured CA is the only one trusted (as client-go does), not the system roots
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.load_verify_locations(cadata=self.ca_data.decode())
+        else:
+            ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
         if self.insecure_skip_tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        elif self.ca_data:
-            ctx.load_verify_locations(cadata=self.ca_data.decode())
         if cert[0] and cert[1]:
             _load_cert_chain(ctx, cert[0], cert[1])
         self._ssl = (cert, ctx)

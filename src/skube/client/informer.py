@@ -1,0 +1,331 @@
+"""Informers: a local, always-current copy of one resource's objects.
+
+An :class:`Informer` lists (page by page), then watches from the list's
+resourceVersion with bookmarks. A watch that ends (server timeout) resumes from
+the last resourceVersion seen; a 410 Expired relists and turns the difference
+into add/update/delete events; other failures back off exponentially (0.8 s
+doubling to 30 s, jittered, as client-go's reflector). Objects are kept by key
+``namespace/name`` (``name`` when cluster-scoped) with optional indexes, and
+handlers run in event order (sync or async callables; exceptions are logged).
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+from typing import Any, Callable, Iterable
+
+import aiohttp
+
+from .api import ApiError, Client, Resource
+
+log = logging.getLogger("skube.client.informer")
+
+IndexFunc = Callable[[dict], Iterable[str]]
+
+MIN_WATCH_TIMEOUT = 300         # seconds; each watch asks for a random 1-2x this (client-go)
+BACKOFF_INITIAL = 0.8
+BACKOFF_MAX = 30.0
+BACKOFF_RESET_AFTER = 120.0     # a watch that lasted this long resets the back-off
+PAGE_SIZE = 500
+
+
+def object_key(obj: dict) -> str:
+    """``namespace/name``, or ``name`` for cluster-scoped objects (client-go's MetaNamespaceKeyFunc)."""
+    m = obj.get("metadata") or {}
+    ns = m.get("namespace")
+    return f"{ns}/{m.get('name')}" if ns else str(m.get("name"))
+
+
+def split_key(key: str) -> tuple[str | None, str]:
+    ns, sep, name = key.partition("/")
+    return (ns, name) if sep else (None, ns)
+
+
+# handy index functions
+def index_by_namespace(obj: dict) -> list[str]:
+    ns = (obj.get("metadata") or {}).get("namespace")
+    return [ns] if ns else []
+
+
+def index_by_owner_uid(obj: dict) -> list[str]:
+    return [r["uid"] for r in (obj.get("metadata") or {}).get("ownerReferences") or [] if r.get("uid")]
+
+
+def index_by_node_name(obj: dict) -> list[str]:
+    node = (obj.get("spec") or {}).get("nodeName")
+    return [node] if node else []
+
+
+class _Backoff:
+    def __init__(self):
+        self.delay = 0.0
+
+    def next(self) -> float:
+        self.delay = BACKOFF_INITIAL if not self.delay else min(self.delay * 2, BACKOFF_MAX)
+        return self.delay * (1 + random.random())   # jitter factor 1.0
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+async def _call(fn: Callable, *args) -> None:
+    try:
+        result = fn(*args)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # noqa: BLE001 - one bad handler must not stop the informer
+        log.exception("informer handler %r failed", fn)
+
+
+class Informer:
+    """List+watch cache of one resource (optionally one namespace and selectors).
+
+    Register handlers and indexers before :meth:`start`. ``metadata_only`` keeps
+    only ``apiVersion``, ``kind`` and ``metadata`` of each object (and asks the
+    server for PartialObjectMetadata lists)."""
+
+    def __init__(self, client: Client, resource: Resource, namespace: str | None = None,
+                 label_selector: str | None = None, field_selector: str | None = None, *,
+                 metadata_only: bool = False, indexers: dict[str, IndexFunc] | None = None,
+                 page_size: int = PAGE_SIZE, name: str | None = None):
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.label_selector = label_selector
+        self.field_selector = field_selector
+        self.metadata_only = metadata_only
+        self.page_size = page_size
+        self.name = name or resource.group_resource + (f" in {namespace}" if namespace else "")
+        self._items: dict[str, dict] = {}
+        self._indexers: dict[str, IndexFunc] = {}
+        self._indexes: dict[str, dict[str, set[str]]] = {}
+        self._on_add: list[Callable] = []
+        self._on_update: list[Callable] = []
+        self._on_delete: list[Callable] = []
+        self._synced = asyncio.Event()
+        self._stopped = False
+        self._task: asyncio.Task | None = None
+        self._watch = None
+        self.resource_version: str | None = None
+        self.relists = 0           # lists done, including the first
+        self.watches = 0           # watches opened
+        for name_, fn in (indexers or {}).items():
+            self.add_indexer(name_, fn)
+
+    # ---- registration -------------------------------------------------------------------
+
+    def on_add(self, fn: Callable[[dict], Any]) -> Callable:
+        """``fn(obj)`` for each new object (usable as a decorator)."""
+        self._on_add.append(fn)
+        return fn
+
+    def on_update(self, fn: Callable[[dict, dict], Any]) -> Callable:
+        """``fn(old, new)`` when an object changes (its resourceVersion moved)."""
+        self._on_update.append(fn)
+        return fn
+
+    def on_delete(self, fn: Callable[[dict], Any]) -> Callable:
+        """``fn(obj)`` with the final state (or the last one seen, after a relist)."""
+        self._on_delete.append(fn)
+        return fn
+
+    def add_handlers(self, on_add=None, on_update=None, on_delete=None) -> None:
+        if on_add:
+            self.on_add(on_add)
+        if on_update:
+            self.on_update(on_update)
+        if on_delete:
+            self.on_delete(on_delete)
+
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        self._indexers[name] = fn
+        index: dict[str, set[str]] = {}
+        for key, obj in self._items.items():
+            for value in fn(obj) or ():
+                index.setdefault(value, set()).add(key)
+        self._indexes[name] = index
+
+    # ---- the store ----------------------------------------------------------------------
+
+    def get(self, key: str) -> dict | None:
+        return self._items.get(key)
+
+    def get_by_name(self, name: str, namespace: str | None = None) -> dict | None:
+        return self._items.get(f"{namespace}/{name}" if namespace else name)
+
+    def list(self) -> list[dict]:
+        return list(self._items.values())
+
+    def keys(self) -> list[str]:
+        return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def by_index(self, name: str, value: str) -> list[dict]:
+        keys = self._indexes[name].get(value) or ()
+        return [self._items[k] for k in keys]
+
+    def index_keys(self, name: str, value: str) -> list[str]:
+        return list(self._indexes[name].get(value) or ())
+
+    def _index_remove(self, key: str, obj: dict) -> None:
+        for name, fn in self._indexers.items():
+            index = self._indexes[name]
+            for value in fn(obj) or ():
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+
+    def _index_add(self, key: str, obj: dict) -> None:
+        for name, fn in self._indexers.items():
+            index = self._indexes[name]
+            for value in fn(obj) or ():
+                index.setdefault(value, set()).add(key)
+
+    def _normalize(self, obj: dict) -> dict:
+        if self.metadata_only:
+            return {"apiVersion": self.resource.api_version,
+                    "kind": self.resource.kind or obj.get("kind"),
+                    "metadata": obj.get("metadata") or {}}
+        if "kind" not in obj and self.resource.kind:
+            obj["kind"] = self.resource.kind
+            obj["apiVersion"] = self.resource.api_version
+        return obj
+
+    async def _upsert(self, obj: dict) -> None:
+        obj = self._normalize(obj)
+        key = object_key(obj)
+        old = self._items.get(key)
+        if old is not None:
+            self._index_remove(key, old)
+        self._items[key] = obj
+        self._index_add(key, obj)
+        if old is None:
+            for fn in self._on_add:
+                await _call(fn, obj)
+        elif (old.get("metadata") or {}).get("resourceVersion") != obj["metadata"].get("resourceVersion"):
+            for fn in self._on_update:
+                await _call(fn, old, obj)
+
+    async def _remove(self, obj: dict) -> None:
+        obj = self._normalize(obj)
+        key = object_key(obj)
+        old = self._items.pop(key, None)
+        if old is None:
+            return
+        self._index_remove(key, old)
+        for fn in self._on_delete:
+            await _call(fn, obj)
+
+    # ---- running ------------------------------------------------------------------------
+
+    @property
+    def has_synced(self) -> bool:
+        """True once the first list has been stored (and its events handled)."""
+        return self._synced.is_set()
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        """Wait for the first list; False on timeout."""
+        try:
+            await asyncio.wait_for(self._synced.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def start(self) -> asyncio.Task:
+        """Run in the background (in the current event loop)."""
+        if self._task is None or self._task.done() or self._stopped:
+            self._stopped = False
+            self._task = asyncio.get_running_loop().create_task(self.run(), name=f"informer {self.name}")
+        return self._task
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._watch is not None:
+            self._watch.close()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def run(self) -> None:
+        """List and watch until stopped. Started again after :meth:`stop`, an informer
+        that has synced resumes watching from its last resourceVersion (and relists
+        if that is too old by now)."""
+        backoff = _Backoff()
+        need_list = not self.has_synced or self.resource_version is None
+        while not self._stopped:
+            try:
+                if need_list:
+                    await self._list()
+                    need_list = False
+                    backoff.reset()
+                started = time.monotonic()
+                await self._watch_once()
+                if time.monotonic() - started > BACKOFF_RESET_AFTER:
+                    backoff.reset()
+            except asyncio.CancelledError:
+                raise
+            except ApiError as e:
+                if e.gone:
+                    log.info("%s: %s; relisting", self.name, e.message)
+                    need_list = True
+                    continue
+                delay = backoff.next()
+                log.warning("%s: %s; retrying in %.1fs", self.name, e, delay)
+                if e.status in (404, 403, 401):
+                    need_list = True   # the resource may be gone or forbidden: list again later
+                await asyncio.sleep(delay)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+                delay = backoff.next()
+                log.info("%s: connection problem (%s); retrying in %.1fs", self.name,
+                         e or type(e).__name__, delay)
+                await asyncio.sleep(delay)
+
+    async def _list(self) -> None:
+        listed = await self.client.list_all(self.resource, self.namespace, page_size=self.page_size,
+                                            label_selector=self.label_selector,
+                                            field_selector=self.field_selector,
+                                            metadata_only=self.metadata_only)
+        self.relists += 1
+        rv = (listed.get("metadata") or {}).get("resourceVersion")
+        items = listed.get("items") or []
+        seen = set()
+        for obj in items:
+            seen.add(object_key(obj))
+            await self._upsert(obj)
+        for key in [k for k in self._items if k not in seen]:
+            await self._remove(self._items[key])
+        self.resource_version = rv
+        self._synced.set()
+
+    async def _watch_once(self) -> None:
+        timeout = int(MIN_WATCH_TIMEOUT * (1 + random.random()))
+        self.watches += 1
+        self._watch = self.client.watch(self.resource, self.namespace,
+                                        resource_version=self.resource_version,
+                                        label_selector=self.label_selector,
+                                        field_selector=self.field_selector, allow_bookmarks=True,
+                                        timeout_seconds=timeout, metadata_only=self.metadata_only)
+        try:
+            async with self._watch as stream:
+                async for etype, obj in stream:
+                    rv = (obj.get("metadata") or {}).get("resourceVersion")
+                    if etype in ("ADDED", "MODIFIED"):
+                        await self._upsert(obj)
+                    elif etype == "DELETED":
+                        await self._remove(obj)
+                    elif etype != "BOOKMARK":
+                        log.debug("%s: ignoring watch event %s", self.name, etype)
+                    if rv:
+                        self.resource_version = rv
+        finally:
+            self._watch = None
+
+
+__all__ = ["Informer", "object_key", "split_key", "index_by_namespace", "index_by_owner_uid",
+           "index_by_node_name"]
