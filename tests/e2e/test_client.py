@@ -223,3 +223,27 @@ def test_dry_run_stores_nothing(core):
     with pytest.raises(ApiException) as e:
         core.read_namespaced_config_map("dry", "default")
     assert e.value.status == 404
+
+
+def test_events_are_one_set_of_objects_in_two_shapes(cluster, core):
+    events_v1 = client.EventsV1Api(cluster.client())
+    core.create_namespaced_event("default", {
+        "metadata": {"name": "ev-core"}, "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Started", "message": "hello", "type": "Normal", "count": 2,
+        "source": {"component": "kubelet"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingComponent": "kubelet", "reportingInstance": "n1", "action": "Start"})
+    ev = events_v1.read_namespaced_event("ev-core", "default")
+    assert ev.regarding.name == "p" and ev.note == "hello" and ev.deprecated_count == 2
+    assert ev.deprecated_source.component == "kubelet"
+    events_v1.create_namespaced_event("default", {
+        "metadata": {"name": "ev-new"}, "eventTime": "2026-01-01T00:00:00.000000Z",
+        "reportingController": "skube/scheduler", "reportingInstance": "s1", "action": "Binding",
+        "regarding": {"kind": "Pod", "name": "q", "namespace": "default"}, "reason": "Scheduled",
+        "note": "assigned", "type": "Normal"})
+    old = core.read_namespaced_event("ev-new", "default")
+    assert old.involved_object.name == "q" and old.message == "assigned"
+    assert old.reporting_component == "skube/scheduler"
+    names = {e.metadata.name for e in events_v1.list_namespaced_event("default").items}
+    assert {"ev-core", "ev-new"} <= names
+    by_field = core.list_namespaced_event("default", field_selector="involvedObject.name=q")
+    assert [e.metadata.name for e in by_field.items] == ["ev-new"]

@@ -213,8 +213,6 @@ def test_deleting_a_namespace_removes_its_content_then_the_namespace(cluster, co
     assert core.list_namespaced_secret("doomed").items == []
 
 
-@pytest.mark.xfail(reason="apiserver bug: any write to a Terminating namespace (status, labels) removes it, "
-                          "because lifecycle.ready_to_remove ignores spec.finalizers", strict=False)
 def test_namespace_waits_for_finalizers_and_reports_conditions(cluster, controllers, core, custom):
     core.create_namespace({"metadata": {"name": "held"}})
     core.create_namespaced_config_map("held", {"metadata": {"name": "plain"}})

@@ -30,6 +30,9 @@ class ResourceInfo:
     schema: dict | None = field(default=None, compare=False, hash=False)
     printer_columns: tuple = field(default=(), compare=False, hash=False)
     scale: dict | None = field(default=None, compare=False, hash=False)
+    # another resource whose objects this one serves in a different shape
+    # (events.k8s.io events are stored as core events): "group/plural"
+    stored_as: str | None = None
 
     @property
     def group_version(self) -> str:
@@ -50,6 +53,8 @@ class ResourceInfo:
 
     def storage_prefix(self) -> str:
         """Key prefix of this resource's objects, independent of version."""
+        if self.stored_as:
+            return f"/{self.stored_as}/"
         return f"/{self.group or 'core'}/{self.plural}/"
 
     def key(self, namespace: str | None, name: str) -> str:
@@ -100,7 +105,7 @@ BUILTIN: tuple[ResourceInfo, ...] = (
     # others
     _r("coordination.k8s.io", "v1", "Lease", "leases", True),
     _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
-    _r("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
+    ResourceInfo("events.k8s.io", "v1", "Event", "events", "event", True, ("ev",), stored_as="core/events"),
     _r("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),

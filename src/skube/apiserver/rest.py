@@ -13,7 +13,7 @@ import orjson
 
 from ..api import apply as ssa
 from ..api import defaults, errors, fieldvalidation, patch, selectors, tables, validation
-from ..api import crdschema
+from ..api import crdschema, events
 from ..api.registry import ResourceInfo
 from ..store import ConflictError, ExpiredError, KeyExistsError, KeyNotFoundError
 from . import lifecycle
@@ -84,6 +84,30 @@ def decode_continue(token: str) -> tuple[int, str]:
         return int(data["rv"]), str(data["start"])
     except (binascii.Error, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise errors.bad_request("continue key is not valid: the token is malformed") from None
+
+
+# resources served in another shape than they are stored: (to storage, from storage)
+VIEWS = {("events.k8s.io", "Event"): (events.to_core, events.from_core)}
+
+
+def view_of(info: ResourceInfo):
+    return VIEWS.get((info.group, info.kind)) if info.stored_as else None
+
+
+def shown(info: ResourceInfo, obj: dict) -> dict:
+    """The object as this resource serves it."""
+    v = view_of(info)
+    return v[1](obj) if v else obj
+
+
+def shown_raw(info: ResourceInfo, rec) -> bytes:
+    v = view_of(info)
+    return orjson.dumps(v[1](rec.obj)) if v else rec.raw
+
+
+def stored(info: ResourceInfo, obj: dict) -> dict:
+    v = view_of(info)
+    return v[0](obj) if v else obj
 
 
 class Resources:
@@ -224,9 +248,15 @@ class Resources:
 
     async def get(self, req: Request, send, info: ResourceInfo, ns: str | None, name: str) -> None:
         rec = self._get_record(info, ns, name)
-        await self._respond(req, send, info, 200, rec.obj, rec.raw)
+        await self._respond(req, send, info, 200, shown(info, rec.obj), shown_raw(info, rec))
 
     def _matcher(self, req: Request, info: ResourceInfo, name: str | None = None):
+        match = self._matcher_of_shown(req, info, name)
+        if match is None or view_of(info) is None:
+            return match
+        return lambda o: match(shown(info, o))
+
+    def _matcher_of_shown(self, req: Request, info: ResourceInfo, name: str | None = None):
         ls = selectors.parse_label_selector(req.arg("labelSelector"))
         fs = selectors.parse_field_selector(req.arg("fieldSelector"), info.group, info.kind,
                                             **self.server.selectable_fields(info))
@@ -279,7 +309,7 @@ class Resources:
         cont = encode_continue(rev, last_key) if last_key else None
         table, include = wants_table(req)
         if table:
-            t = tables.to_table(info, [r.obj for r in items], include_object=include,
+            t = tables.to_table(info, [shown(info, r.obj) for r in items], include_object=include,
                                 resource_version=str(rev), continue_token=cont, remaining=remaining)
             return await send_bytes(send, 200, orjson.dumps(t), TABLE_CT)
         meta = {"resourceVersion": str(rev)}
@@ -289,11 +319,11 @@ class Resources:
                 meta["remainingItemCount"] = remaining
         if wants_partial_metadata(req):
             body = orjson.dumps({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                                 "metadata": meta, "items": [_partial(r.obj) for r in items]})
+                                 "metadata": meta, "items": [_partial(shown(info, r.obj)) for r in items]})
             return await send_bytes(send, 200, body,
                                     b"application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
         head = orjson.dumps({"kind": info.list_kind, "apiVersion": info.api_version, "metadata": meta})
-        body = head[:-1] + b',"items":[' + b",".join(r.raw for r in items) + b"]}"
+        body = head[:-1] + b',"items":[' + b",".join(shown_raw(info, r) for r in items) + b"]}"
         await send_bytes(send, 200, body)
 
     async def _wait_for_revision(self, want: int) -> None:
@@ -382,12 +412,16 @@ class Resources:
             first = [True]
 
             def encode(kind, obj, raw):
+                obj = shown(info, obj)
                 t = tables.to_table(info, [obj], include_object=include,
                                     resource_version=obj["metadata"].get("resourceVersion", ""))
                 if not first[0]:
                     t["columnDefinitions"] = []
                 first[0] = False
                 return b'{"type":"' + kind.encode() + b'","object":' + orjson.dumps(t) + b"}\n"
+        elif view_of(info):
+            def encode(kind, obj, raw):
+                return b'{"type":"' + kind.encode() + b'","object":' + orjson.dumps(shown(info, obj)) + b"}\n"
         try:
             stream = WatchStream(self.store, info, info.list_prefix(ns), match, rv=rv,
                                  send_initial=initial, bookmarks=req.flag("allowWatchBookmarks"),
@@ -435,11 +469,11 @@ class Resources:
         if dry:
             return obj
         try:
-            rec = await self.store.create(info.key(m.get("namespace"), m["name"]), obj)
+            rec = await self.store.create(info.key(m.get("namespace"), m["name"]), stored(info, obj))
         except KeyExistsError:
             raise errors.already_exists(info.plural, m["name"], info.group) from None
         await self.server.after_write(info, rec.obj, None)
-        return rec
+        return shown(info, rec.obj) if view_of(info) else rec
 
     # ---- update / patch ------------------------------------------------------------------
 
@@ -476,7 +510,7 @@ class Resources:
                             subresource: str = "", dry: bool = False, tracked: bool = False):
         """Store ``new`` in place of ``rec`` (validated, owned, generation bumped);
         removes the object when it is deleting and nothing holds it any more."""
-        old = rec.obj
+        old = shown(info, rec.obj)
         new.setdefault("metadata", {})
         lifecycle.prepare_for_update(info, new, old, subresource)
         if subresource != "status":
@@ -494,17 +528,17 @@ class Resources:
         key = rec.key
         try:
             if lifecycle.ready_to_remove(new):
-                stored = await self.store.update(key, new, rec.mod_revision)
-                out = await self.store.delete(key, stored.mod_revision)
+                kept = await self.store.update(key, stored(info, new), rec.mod_revision)
+                out = await self.store.delete(key, kept.mod_revision)
                 await self.server.after_delete(info, out.obj)
-                return out
-            out = await self.store.update(key, new, rec.mod_revision)
+                return shown(info, out.obj) if view_of(info) else out
+            out = await self.store.update(key, stored(info, new), rec.mod_revision)
         except ConflictError:
             raise errors.conflict(info.plural, new["metadata"]["name"], info.group) from None
         except KeyNotFoundError:
             raise errors.not_found(info.plural, new["metadata"]["name"], info.group) from None
         await self.server.after_write(info, out.obj, old)
-        return out
+        return shown(info, out.obj) if view_of(info) else out
 
     async def patch(self, req: Request, send, info: ResourceInfo, ns: str | None, name: str,
                     subresource: str = "") -> None:
@@ -552,7 +586,7 @@ class Resources:
                     raise
                 return await self._respond(req, send, info, 201, getattr(out, "obj", out),
                                            getattr(out, "raw", None), warnings)
-            current = rec.obj
+            current = shown(info, rec.obj)
             if kind == "json":
                 new = patch.json_patch(current, body)
             elif kind == "merge":
@@ -632,7 +666,9 @@ class Resources:
         status = 200
         if not removed and opts.get("orphanDependents") is False:
             status = 202
-        await self._respond(req, send, info, status, getattr(out, "obj", out), getattr(out, "raw", None))
+        obj = getattr(out, "obj", out)
+        raw = getattr(out, "raw", None) if not view_of(info) else None
+        await self._respond(req, send, info, status, shown(info, obj), raw)
 
     async def delete_object(self, info: ResourceInfo, ns: str | None, name: str, opts: dict):
         """Delete per DeleteOptions; returns (object, removed now?)."""
@@ -745,7 +781,7 @@ class Resources:
             m = r.obj["metadata"]
             try:
                 o, _ = await self.delete_object(info, m.get("namespace"), m["name"], opts)
-                out.append(getattr(o, "raw", None) or orjson.dumps(o))
+                out.append(orjson.dumps(shown(info, getattr(o, "obj", o))))
             except errors.APIError as e:
                 if e.code != 404:
                     raise
