@@ -90,7 +90,8 @@ def start_apiserver(data_dir: Path, port: int | None = None, *extra: str, timeou
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    c = start_apiserver(tmp_path_factory.mktemp("skube"))
+    # tests that need controllers start them themselves (or use a server with its defaults)
+    c = start_apiserver(tmp_path_factory.mktemp("skube"), None, "--controllers=")
     yield c
     code = c.stop()
     assert code == 0, f"apiserver exit code {code}:\n{c.log.read_text()}"

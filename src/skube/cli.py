@@ -32,11 +32,21 @@ def main(verbose: int) -> None:
               help="Seconds between compactions of old revisions.")
 @click.option("--keep-revisions", default=1000, show_default=True, type=int,
               help="Revisions kept by compaction, at least.")
-def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, keep_revisions: int) -> None:
+@click.option("--controllers", default="garbagecollector,namespace", show_default=True,
+              help="Comma-separated controllers to run beside the server ('' for none).")
+def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, keep_revisions: int,
+              controllers: str) -> None:
     """Serve the Kubernetes API over HTTPS, stored in SQLite under DATA_DIR."""
     from .apiserver.server import ServerConfig, run_apiserver
+    from .controllers import CONTROLLERS
+    names = tuple(n.strip() for n in controllers.split(",") if n.strip())
+    unknown = [n for n in names if n not in CONTROLLERS]
+    if unknown:
+        raise click.BadParameter(f"unknown controllers {unknown}; known: {sorted(CONTROLLERS)}",
+                                 param_hint="--controllers")
     cfg = ServerConfig(data_dir=data_dir.expanduser().resolve(), bind=bind, port=port,
-                       compact_interval=compact_interval, keep_revisions=keep_revisions)
+                       compact_interval=compact_interval, keep_revisions=keep_revisions,
+                       controllers=names)
     _run(run_apiserver(cfg))
 
 

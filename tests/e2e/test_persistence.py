@@ -26,3 +26,28 @@ def test_restart_and_kill9_keep_acknowledged_writes(tmp_path):
     assert rv2 > rv1 + 20
     # the same certificates and kubeconfig are reused
     assert c.stop() == 0
+
+
+def test_builtin_controllers_cascade_and_namespace_deletion(tmp_path):
+    """`skube apiserver` runs the garbage collector and namespace controller by default."""
+    c = start_apiserver(tmp_path / "ctl")
+    try:
+        c.kubectl("create", "namespace", "doomed")
+        c.kubectl("-n", "doomed", "create", "configmap", "inside")
+        owner = c.kubectl_json("-n", "doomed", "get", "configmap", "inside")
+        dep = {"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "dependent", "namespace": "default",
+                            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+                                                 "uid": "0"}]}}
+        c.kubectl("create", "configmap", "owner")
+        dep["metadata"]["ownerReferences"][0]["uid"] = c.kubectl_json("get", "cm", "owner")["metadata"]["uid"]
+        import json
+        c.kubectl("create", "-f", "-", input=json.dumps(dep))
+        c.kubectl("delete", "configmap", "owner", "--cascade=foreground", "--wait=true", "--timeout=60s")
+        assert c.kubectl("get", "configmap", "dependent", check=False).returncode != 0
+        out = c.kubectl("delete", "namespace", "doomed", "--wait=true", "--timeout=60s").stdout
+        assert 'namespace "doomed" deleted' in out
+        assert owner["metadata"]["namespace"] == "doomed"
+        assert c.kubectl("get", "namespace", "doomed", check=False).returncode != 0
+    finally:
+        assert c.stop() == 0

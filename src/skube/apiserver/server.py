@@ -47,6 +47,8 @@ class ServerConfig:
     compact_interval: float = 300.0
     keep_revisions: int = 1000
     extra_sans: tuple[str, ...] = field(default_factory=tuple)
+    # controllers run beside the server, through the API like any client
+    controllers: tuple[str, ...] = ("garbagecollector", "namespace")
 
     @property
     def url(self) -> str:
@@ -123,11 +125,23 @@ class RunningServer:
 
 async def run_apiserver(cfg: ServerConfig) -> None:
     """`skube apiserver`: serve until SIGINT/SIGTERM, then shut down cleanly."""
+    from ..controllers import run_controllers
     srv = RunningServer(cfg)
     with _capture_signals(srv):
         await srv.start()
+        stop = asyncio.Event()
+        controllers = None
+        if cfg.controllers:
+            controllers = asyncio.create_task(run_controllers(
+                str(cfg.data_dir / "kubeconfig"), list(cfg.controllers), stop=stop))
         print(f"skube apiserver ready at {cfg.url} (kubeconfig: {cfg.data_dir / 'kubeconfig'})", flush=True)
         await srv.serve_forever()
+        stop.set()
+        if controllers is not None:
+            try:
+                await asyncio.wait_for(controllers, 10)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 — shutting down regardless
+                log.exception("controllers did not stop cleanly")
     await srv.stop()
     print("skube apiserver stopped", flush=True)
 
