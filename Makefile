@@ -2,7 +2,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
-APT_PACKAGES := sqlite3 openssl
+APT_PACKAGES := sqlite3 openssl docker-registry busybox-static apache2-utils
 DATA_DIR ?= $(HOME)/.skube
 PYTEST_WORKERS ?= 2
 

@@ -342,7 +342,9 @@ class Resources:
             try:
                 if at_rev < store.compacted_revision:
                     raise ExpiredError()
-                fetch = await store.list_at(prefix, at_rev, start_key)
+                # without a selector one page (plus one, to know if more follow) is enough
+                fetch = await store.list_at(prefix, at_rev, start_key,
+                                            limit + 1 if (limit and match is None) else None)
             except ExpiredError:
                 if token:
                     raise errors.gone("The provided continue parameter is too old to display a "
@@ -372,7 +374,10 @@ class Resources:
         for r in fetch:
             if match is None or match(r.obj):
                 if limit and len(out) == limit:
-                    return out, rev, last, (len(fetch) - fetch.index(r)) if match is None else None
+                    # the count is exact only for the current state; past pages give none
+                    current = at_rev is None or at_rev == store.revision
+                    remaining = store.count(prefix, last) if match is None and current else None
+                    return out, rev, last, remaining
                 out.append(r)
             last = r.key
         return out, rev, None, None

@@ -1,0 +1,1 @@
+"""The elastic container instance runtime: images, sandboxes, containers, probes, logs, metrics."""
