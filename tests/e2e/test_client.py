@@ -247,3 +247,23 @@ def test_events_are_one_set_of_objects_in_two_shapes(cluster, core):
     assert {"ev-core", "ev-new"} <= names
     by_field = core.list_namespaced_event("default", field_selector="involvedObject.name=q")
     assert [e.metadata.name for e in by_field.items] == ["ev-new"]
+
+
+def test_pages_keep_their_snapshot_across_writes(core):
+    core.create_namespace({"metadata": {"name": "snap"}})
+    for i in range(6):
+        core.create_namespaced_config_map("snap", cm(f"s{i}"))
+    first = core.list_namespaced_config_map("snap", limit=2)
+    assert first.metadata.remaining_item_count == 4
+    core.create_namespaced_config_map("snap", cm("s9-late"))
+    core.delete_namespaced_config_map("s5", "snap")
+    names = [i.metadata.name for i in first.items]
+    token = first.metadata._continue
+    while token:
+        page = core.list_namespaced_config_map("snap", limit=2, _continue=token)
+        assert page.metadata.resource_version == first.metadata.resource_version
+        names += [i.metadata.name for i in page.items]
+        token = page.metadata._continue
+    assert names == [f"s{i}" for i in range(6)]     # the list as it was, not as it is
+    now = [i.metadata.name for i in core.list_namespaced_config_map("snap").items]
+    assert "s9-late" in now and "s5" not in now
