@@ -2,7 +2,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
-APT_PACKAGES := sqlite3 openssl docker-registry busybox-static apache2-utils
+APT_PACKAGES := sqlite3 openssl docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables
 DATA_DIR ?= $(HOME)/.skube
 PYTEST_WORKERS ?= 2
 

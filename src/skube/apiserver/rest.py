@@ -496,20 +496,27 @@ class Resources:
         manager = self._manager(req)
         rv = m.get("resourceVersion")
         key = info.key(ns, name)
-        rec = self.store.get(key)
-        if rec is None:
-            raise errors.not_found(info.plural, name, info.group)
-        if rv and rv != rec.obj["metadata"]["resourceVersion"]:
-            raise errors.conflict(info.plural, name, info.group)
-        uid = m.get("uid")
-        if uid and uid != rec.obj["metadata"].get("uid"):
-            raise errors.conflict(info.plural, name, info.group,
-                                  f"Precondition failed: UID in precondition: {uid}, UID in object meta: "
-                                  f"{rec.obj['metadata'].get('uid')}")
-        out = await self.update_object(info, rec, obj, manager=manager, subresource=subresource,
-                                       dry=is_dry)
-        await self._respond(req, send, info, 200, out.obj if hasattr(out, "obj") else out,
-                            getattr(out, "raw", None), warnings)
+        for attempt in range(_UPDATE_RETRIES):
+            rec = self.store.get(key)
+            if rec is None:
+                raise errors.not_found(info.plural, name, info.group)
+            if rv and rv != rec.obj["metadata"]["resourceVersion"]:
+                raise errors.conflict(info.plural, name, info.group)
+            uid = m.get("uid")
+            if uid and uid != rec.obj["metadata"].get("uid"):
+                raise errors.conflict(info.plural, name, info.group,
+                                      f"Precondition failed: UID in precondition: {uid}, UID in object "
+                                      f"meta: {rec.obj['metadata'].get('uid')}")
+            try:
+                # an unconditional update (no resourceVersion) is retried on a race, as upstream does
+                out = await self.update_object(info, rec, deep_copy(obj) if not rv else obj,
+                                               manager=manager, subresource=subresource, dry=is_dry)
+            except errors.APIError as e:
+                if e.reason == "Conflict" and not rv and attempt + 1 < _UPDATE_RETRIES:
+                    continue
+                raise
+            return await self._respond(req, send, info, 200, out.obj if hasattr(out, "obj") else out,
+                                       getattr(out, "raw", None), warnings)
 
     async def update_object(self, info: ResourceInfo, rec, new: dict, *, manager: str,
                             subresource: str = "", dry: bool = False, tracked: bool = False):
