@@ -234,3 +234,33 @@ def test_custom_resource_definition_then_use(cluster):
     cluster.kubectl("delete", "crd", "widgets.example.com")
     res = cluster.kubectl("get", "widgets.example.com", check=False)
     assert res.returncode != 0
+
+
+def test_get_watch_prints_rows_as_objects_change(cluster):
+    import subprocess
+    import threading
+    from tests.conftest import KUBECTL
+    cluster.kubectl("create", "namespace", "gw")
+    proc = subprocess.Popen([KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "-n", "gw", "get", "cm", "-w",
+                             "--output-watch-events"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    header = threading.Event()
+
+    def reader():
+        for line in proc.stdout:
+            lines.append(line)
+            header.set()
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    try:
+        cluster.kubectl("-n", "gw", "create", "configmap", "watched-one", "--from-literal=a=b")
+        cluster.kubectl("-n", "gw", "delete", "configmap", "watched-one")
+        from tests.conftest import wait_for
+        wait_for(lambda: any(line.startswith("DELETED") for line in lines), timeout=20,
+                 message="kubectl get -w to print the deletion")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert lines[0].split()[:3] == ["EVENT", "NAME", "DATA"]
+    events = [line.split()[:3] for line in lines[1:]]
+    assert ["ADDED", "watched-one", "1"] in events and ["DELETED", "watched-one", "1"] in events
