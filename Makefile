@@ -2,7 +2,7 @@
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PYTHON  ?= python3
-APT_PACKAGES := sqlite3 openssl docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables
+APT_PACKAGES := sqlite3 openssl docker-registry busybox-static apache2-utils runc containernetworking-plugins iproute2 iptables conmon catatonit
 DATA_DIR ?= $(HOME)/.skube
 PYTEST_WORKERS ?= 2
 

@@ -50,5 +50,12 @@ def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, kee
     _run(run_apiserver(cfg))
 
 
+def _register() -> None:
+    from .cli_image import image
+    main.add_command(image)
+
+
+_register()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

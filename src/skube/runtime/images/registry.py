@@ -150,7 +150,8 @@ class RegistryClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=32, ttl_dns_cache=300),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
-                headers={"User-Agent": self.user_agent}, auto_decompress=False)
+                headers={"User-Agent": self.user_agent}, auto_decompress=False,
+                read_bufsize=1 << 20)
         return self._session
 
     async def close(self) -> None:
