@@ -50,9 +50,31 @@ def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, kee
     _run(run_apiserver(cfg))
 
 
+@main.command()
+@click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
+              help="Where the cluster keeps its state; running `skube up` again resumes it.")
+@click.option("--port", default=6443, show_default=True, type=int, help="HTTPS port of the API server.")
+@click.option("--provider", type=click.Choice(["mock"]), default="mock", show_default=True,
+              help="What runs the virtual node's pods (mock: simulated instances).")
+@click.option("--provider-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Provider config (YAML).")
+@click.option("--kubelet-port", default=10250, show_default=True, type=int,
+              help="HTTPS port of the virtual node's kubelet API (0: any free port).")
+def up(data_dir: Path, port: int, provider: str, provider_config: Path | None, kubelet_port: int) -> None:
+    """Start a whole serverless cluster: API server, controllers, scheduler, virtual node."""
+    import yaml
+
+    from .up import UpConfig, run_up
+    doc = yaml.safe_load(provider_config.read_text()) if provider_config else {}
+    _run(run_up(UpConfig(data_dir=data_dir.expanduser().resolve(), port=port, provider=provider,
+                         provider_config=doc or {}, kubelet_port=kubelet_port)))
+
+
 def _register() -> None:
     from .cli_image import image
+    from .cli_node import virtual_node
     main.add_command(image)
+    main.add_command(virtual_node)
 
 
 _register()

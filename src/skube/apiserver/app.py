@@ -13,6 +13,7 @@ from .. import __version__
 from ..api import defaults, errors, openapi
 from ..api.registry import Registry, ResourceInfo
 from . import crds, subresources
+from .admission import ServerlessAdmission
 from .auth import Authenticator
 from .authz import (BOOTSTRAP_BINDINGS, BOOTSTRAP_CLUSTER_ROLES, Attributes, RBACAuthorizer,
                     request_verb)
@@ -32,7 +33,8 @@ class APIServer:
     """ASGI app. ``store`` is a skube.store.Store; ``authenticator`` checks identities."""
 
     def __init__(self, store, authenticator: Authenticator, *, external_url: str = "",
-                 signer: TokenSigner | None = None):
+                 signer: TokenSigner | None = None, serverless: ServerlessAdmission | None = None,
+                 data_dir=None):
         self.store = store
         self.registry = Registry()
         self.auth = authenticator
@@ -40,6 +42,8 @@ class APIServer:
         if signer is not None:
             authenticator.verifier = self.service_account_identity
         self.authz = RBACAuthorizer(store)
+        self.serverless = serverless or ServerlessAdmission()
+        self.data_dir = data_dir      # for the kubelet-client certificate of the log proxy
         self.external_url = external_url
         self.resources = Resources(self)
         self.subresources = subresources.Subresources(self)
@@ -154,6 +158,7 @@ class APIServer:
             if not spec.get("serviceAccountName"):
                 spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
             spec.setdefault("serviceAccount", spec["serviceAccountName"])
+            self.serverless.admit_pod(obj)
         await self.subresources.admit(info, obj, old)
 
     async def after_write(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
@@ -190,8 +195,10 @@ class APIServer:
             await asyncio.gather(t1, t2, return_exceptions=True)
 
     async def close(self) -> None:
+        from . import proxy
         for t in list(self._streams):
             t.cancel()
+        await proxy.close(self)
 
     # ---- ASGI ----------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ..store import Store
+import yaml
+
+from .admission import ServerlessAdmission
 from .app import APIServer
 from .auth import Authenticator
 from .kubeconfig import write_kubeconfig
@@ -49,6 +52,18 @@ class ServerConfig:
     extra_sans: tuple[str, ...] = field(default_factory=tuple)
     # controllers run beside the server, through the API like any client
     controllers: tuple[str, ...] = ("garbagecollector", "namespace")
+    # serverless admission when DATA_DIR/config.yaml says nothing (skube up: on)
+    serverless_default: bool = False
+
+    def cluster_config(self) -> dict:
+        """DATA_DIR/config.yaml, the cluster's own settings (empty when absent)."""
+        path = self.data_dir / "config.yaml"
+        if not path.exists():
+            return {}
+        doc = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(doc, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        return doc
 
     @property
     def url(self) -> str:
@@ -94,8 +109,11 @@ class RunningServer:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
+        serverless = ServerlessAdmission.from_config(cfg.cluster_config().get("serverless"),
+                                                     default=cfg.serverless_default)
         self.app = APIServer(self.store, Authenticator(), external_url=cfg.url,
-                             signer=TokenSigner(pki.dir))
+                             signer=TokenSigner(pki.dir), serverless=serverless,
+                             data_dir=cfg.data_dir)
         await self.app.start()
         ucfg = uvicorn.Config(
             self.app, host=cfg.bind, port=cfg.port, http=_PeerIdentityProtocol, loop="none",

@@ -67,7 +67,13 @@ class Subresources:
             return await self.finalize(req, send, info, name)
         elif sub == "token" and m == "POST" and info.kind == "ServiceAccount":
             return await self.token_request(req, send, info, ns, name)
-        elif sub in ("log", "exec", "attach", "portforward", "proxy"):
+        elif sub == "log" and m == "GET" and info.kind == "Pod":
+            from . import proxy
+            pod = self.server.resources._get_record(info, ns, name).obj
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            node = self.store.get(f"/core/nodes/{node_name}") if node_name else None
+            return await proxy.proxy_log(self.server, req, send, pod, node.obj if node else None)
+        elif sub in ("exec", "attach", "portforward", "proxy"):
             raise errors.APIError(503, "ServiceUnavailable",
                                   f"{info.plural}/{sub} is not available: no node agent serves it yet")
         raise errors.method_not_allowed("the server does not allow this method on the requested resource")

@@ -58,6 +58,8 @@ class NodeConfig:
     zone: str | None = None
     region: str | None = None
     remove_on_shutdown: bool = False
+    lease_renew: float = LEASE_RENEW
+    status_report: float = STATUS_REPORT
 
 
 class NodeController:
@@ -226,7 +228,7 @@ class NodeController:
 
     async def _lease_loop(self) -> None:
         while True:
-            await asyncio.sleep(LEASE_RENEW)
+            await asyncio.sleep(self.cfg.lease_renew)
             try:
                 await self.renew_lease()
             except asyncio.CancelledError:
@@ -239,12 +241,13 @@ class NodeController:
         last_full = loop.time()
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=PING_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(),
+                                       timeout=min(PING_INTERVAL, self.cfg.status_report))
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
             try:
-                force = loop.time() - last_full >= STATUS_REPORT
+                force = loop.time() - last_full >= self.cfg.status_report
                 await self.report_status(force=force)
                 if force:
                     last_full = loop.time()

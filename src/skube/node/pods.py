@@ -1,0 +1,392 @@
+"""Pod sync: make the provider run exactly the pods bound to this node, and write
+their status back.
+
+An Informer watches pods with ``spec.nodeName=NAME``; every change that matters
+(metadata, spec, deletion — not our own status writes) and every provider
+notification queues the pod's key on one WorkQueue, so one worker at a time
+handles a pod while many pods proceed in parallel. ``sync(key)`` compares the
+three views (the API's pod, the provider's instance, the last status written)
+and does what is missing:
+
+* no pod, but an instance → delete the instance (force-deleted pods, restarts);
+* deletionTimestamp → ``provider.delete_pod`` within the grace period, then
+  DELETE the pod with grace 0 and a uid precondition;
+* Succeeded/Failed → nothing (not re-synced);
+* pods a virtual node cannot honour → Failed (reason NotSupported) plus an Event;
+* no instance → create it; or, if the pod had already been started and its
+  instance is lost, recreate it (restartPolicy Always/OnFailure) or mark it
+  Failed (Never);
+* otherwise → write the provider's status if it differs.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+from ..api.defaults import compute_qos_class
+from ..client import (ApiError, BucketRateLimiter, Client, ExponentialFailureRateLimiter, Informer,
+                      MaxOfRateLimiter, WorkQueue, resource, run_workers, split_key)
+from .node import FIELD_MANAGER, now_rfc3339
+
+log = logging.getLogger("skube.node.pods")
+
+PODS = resource("v1", "pods", kind="Pod")
+EVENTS = resource("v1", "events", kind="Event")
+TERMINAL = ("Succeeded", "Failed")
+CONDITION_TYPES = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+RESYNC = 60.0
+
+
+def unsupported_reason(pod: dict) -> str | None:
+    """Why a virtual node cannot run ``pod`` (None if it can)."""
+    spec = pod.get("spec") or {}
+    for ref in (pod.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == "DaemonSet" and ref.get("controller"):
+            return f"pods of DaemonSet {ref.get('name')} cannot run on a virtual node"
+    if spec.get("hostNetwork"):
+        return "hostNetwork is not supported on a virtual node"
+    if spec.get("hostPID"):
+        return "hostPID is not supported on a virtual node"
+    if spec.get("hostIPC"):
+        return "hostIPC is not supported on a virtual node"
+    for v in spec.get("volumes") or []:
+        if "hostPath" in v:
+            return f"volume {v.get('name')!r}: hostPath volumes are not supported on a virtual node"
+    for group in ("initContainers", "containers", "ephemeralContainers"):
+        for c in spec.get(group) or []:
+            if ((c.get("securityContext") or {}).get("privileged")):
+                return f"container {c.get('name')!r}: privileged containers are not supported on a virtual node"
+    return None
+
+
+def _interesting(old: dict, new: dict) -> bool:
+    """An update worth a sync: spec, labels/annotations, deletion — not status."""
+    om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+    if old.get("spec") != new.get("spec"):
+        return True
+    for k in ("deletionTimestamp", "deletionGracePeriodSeconds", "labels", "annotations", "uid"):
+        if om.get(k) != nm.get(k):
+            return True
+    return False   # status-only changes are (mostly) our own writes; the resync re-checks them
+
+
+def _strip_times(conds: list[dict]) -> list[tuple]:
+    return sorted((c.get("type"), c.get("status"), c.get("reason"), c.get("message")) for c in conds or [])
+
+
+def _comparable(status: dict) -> dict:
+    s = dict(status)
+    s["conditions"] = _strip_times(s.get("conditions") or [])
+    return s
+
+
+class PodController:
+    """Pod sync for one node (see the module docstring)."""
+
+    def __init__(self, client: Client, provider, node_name: str, *, host_ip: str = "127.0.0.1",
+                 workers: int = 32):
+        self.client = client
+        self.provider = provider
+        self.node_name = node_name
+        self.host_ip = host_ip
+        self.workers = workers
+        self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}",
+                                 name=f"pods on {node_name}")
+        limiter = MaxOfRateLimiter(ExponentialFailureRateLimiter(0.005, 60.0), BucketRateLimiter(50.0, 500))
+        self.queue = WorkQueue(limiter, name=f"pods on {node_name}")
+        self._written: dict[str, tuple[str, dict]] = {}   # key -> (uid, comparable status written)
+        self._deleting: set[str] = set()
+        self._tasks: list[asyncio.Task] = []
+        self.synced = asyncio.Event()
+        self.stats = {"created": 0, "deleted": 0, "status_writes": 0, "failed_unsupported": 0,
+                      "orphans_deleted": 0, "recreated": 0}
+
+    # ---- wiring -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.informer.on_add(self._on_add)
+        self.informer.on_update(self._on_update)
+        self.informer.on_delete(self._on_delete)
+        self.provider.notify_pods(self._on_provider)
+        self.informer.start()
+        await self.informer.wait_synced()
+        await self.reconcile_orphans()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(run_workers(self.queue, self.sync, self.workers),
+                                        name="pod sync workers"),
+                       loop.create_task(self._resync_loop(), name="pod resync")]
+        self.synced.set()
+
+    async def stop(self) -> None:
+        self.informer.stop()
+        self.queue.shut_down()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _on_add(self, pod: dict) -> None:
+        _slim(pod)
+        if (pod.get("status") or {}).get("phase") in TERMINAL and \
+                not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        self.queue.add(_key(pod))
+
+    def _on_update(self, old: dict, new: dict) -> None:
+        _slim(new)
+        if _interesting(old, new):
+            self.queue.add(_key(new))
+
+    def _on_delete(self, pod: dict) -> None:
+        self.queue.add(_key(pod))
+
+    def _on_provider(self, pod: dict) -> None:
+        self.queue.add(_key(pod))
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC)
+            for pod in self.informer.list():
+                if (pod.get("status") or {}).get("phase") not in TERMINAL:
+                    self.queue.add(_key(pod))
+
+    async def reconcile_orphans(self) -> None:
+        """At start: instances whose pod is gone (or is another pod by now) are deleted."""
+        for inst in await self.provider.list_pods():
+            m = inst["metadata"]
+            key = f"{m['namespace']}/{m['name']}"
+            pod = self.informer.get(key)
+            if pod is None or pod["metadata"].get("uid") != m.get("uid"):
+                log.info("deleting orphan instance %s (uid %s)", key, m.get("uid"))
+                await self.provider.delete_pod(inst, 0)
+                self.stats["orphans_deleted"] += 1
+
+    # ---- sync ---------------------------------------------------------------------------
+
+    async def sync(self, key: str):
+        pod = self.informer.get(key)
+        ns, name = split_key(key)
+        inst = await self.provider.get_pod(ns, name)
+        if pod is None:
+            if inst is not None:
+                await self.provider.delete_pod(inst, 0)
+                self.stats["deleted"] += 1
+            self._written.pop(key, None)
+            return None
+        m = pod["metadata"]
+        uid = m.get("uid")
+        if inst is not None and inst["metadata"].get("uid") != uid:
+            await self.provider.delete_pod(inst, 0)     # a previous pod of the same name
+            inst = None
+        if m.get("deletionTimestamp"):
+            return await self._delete(pod, inst)
+        status = pod.get("status") or {}
+        if status.get("phase") in TERMINAL:
+            if inst is not None and (inst.get("status") or {}).get("phase") not in TERMINAL:
+                await self.provider.delete_pod(inst, 0)
+            return None
+        reason = unsupported_reason(pod)
+        if reason is not None:
+            await self._fail(pod, "NotSupported", reason, event=True)
+            self.stats["failed_unsupported"] += 1
+            return None
+        if inst is None:
+            started_before = bool(status.get("startTime") or status.get("hostIP"))
+            if started_before:
+                if (pod.get("spec") or {}).get("restartPolicy", "Always") == "Never":
+                    await self._fail(pod, "NotFound",
+                                     "the pod's instance was lost by the provider and its "
+                                     "restartPolicy is Never", event=True)
+                    return None
+                self.stats["recreated"] += 1
+                log.info("recreating lost instance of %s", key)
+            await self.provider.create_pod(pod)
+            self.stats["created"] += 1
+            await asyncio.sleep(0)   # let an instant start happen: one status write instead of two
+            inst = await self.provider.get_pod(ns, name)
+        else:
+            if self._spec_changed(pod, inst):
+                await self.provider.update_pod(pod)
+        pstatus = (inst or {}).get("status")
+        if pstatus is None:
+            pstatus = await self.provider.get_pod_status(ns, name)
+        if pstatus is not None:
+            await self._write_status(pod, pstatus)
+        return None
+
+    def _spec_changed(self, pod: dict, inst: dict) -> bool:
+        want = {c["name"]: c.get("image") for c in (pod.get("spec") or {}).get("containers") or []}
+        have = {c["name"]: c.get("image") for c in (inst.get("spec") or {}).get("containers") or []}
+        return bool(have) and want != have
+
+    async def _delete(self, pod: dict, inst: dict | None) -> None:
+        m = pod["metadata"]
+        key = _key(pod)
+        if inst is not None:
+            grace = m.get("deletionGracePeriodSeconds")
+            if grace is None:
+                grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
+            try:
+                await asyncio.wait_for(self.provider.delete_pod(pod, grace), timeout=max(grace, 0) + 5)
+            except asyncio.TimeoutError:
+                log.warning("provider did not stop %s within its grace period (%ss)", key, grace)
+                await self.provider.delete_pod(pod, 0)
+            self.stats["deleted"] += 1
+        try:
+            await self.client.delete(PODS, m["name"], m["namespace"], grace_period_seconds=0,
+                                     preconditions={"uid": m["uid"]})
+        except ApiError as e:
+            if e.not_found or e.conflict:   # already gone, or a new pod of that name
+                return
+            raise
+        self._written.pop(key, None)
+
+    async def _fail(self, pod: dict, reason: str, message: str, event: bool) -> None:
+        m = pod["metadata"]
+        now = now_rfc3339()
+        status = dict(pod.get("status") or {})
+        status.update(phase="Failed", reason=reason, message=message, hostIP=self.host_ip,
+                      hostIPs=[{"ip": self.host_ip}])
+        status.setdefault("startTime", now)
+        status["conditions"] = self._conditions(pod, {"phase": "Failed"}, now)
+        status["qosClass"] = status.get("qosClass") or compute_qos_class(pod)
+        status["containerStatuses"] = [
+            {"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": False,
+             "restartCount": 0, "started": False,
+             "state": {"terminated": {"exitCode": 128, "reason": reason, "message": message,
+                                      "finishedAt": now}},
+             "lastState": {}}
+            for c in (pod.get("spec") or {}).get("containers") or []]
+        await self.client.patch(PODS, m["name"], {"metadata": {"uid": m["uid"]}, "status": status},
+                                m["namespace"], subresource="status", field_manager=FIELD_MANAGER)
+        if event:
+            await self.event(pod, "Warning", reason, message)
+
+    async def event(self, pod: dict, type_: str, reason: str, message: str) -> None:
+        m = pod["metadata"]
+        now = now_rfc3339()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{m['name']}.{uuid.uuid4().hex[:16]}", "namespace": m["namespace"]},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": m["name"],
+                               "namespace": m["namespace"], "uid": m.get("uid"),
+                               "resourceVersion": m.get("resourceVersion")},
+            "reason": reason, "message": message, "type": type_,
+            "source": {"component": "virtual-kubelet", "host": self.node_name},
+            "reportingComponent": "virtual-kubelet", "reportingInstance": self.node_name,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            await self.client.create(EVENTS, body, m["namespace"])
+        except ApiError as e:
+            log.warning("could not record event %s for %s/%s: %s", reason, m["namespace"], m["name"], e)
+
+    # ---- status -------------------------------------------------------------------------
+
+    def _conditions(self, pod: dict, pstatus: dict, now: str) -> list[dict]:
+        """PodScheduled/Initialized/ContainersReady/Ready from the provider's status,
+        keeping transition times that did not change and conditions others own."""
+        phase = pstatus.get("phase")
+        css = pstatus.get("containerStatuses") or []
+        inits = pstatus.get("initContainerStatuses") or []
+        all_ready = bool(css) and all(c.get("ready") for c in css) and phase == "Running"
+        initialized = phase in ("Running", "Succeeded", "Failed") or \
+            (not inits or all("terminated" in (c.get("state") or {}) for c in inits))
+        if phase in ("Succeeded",):
+            reason_ready = "PodCompleted"
+        elif phase == "Failed":
+            reason_ready = "PodFailed"
+        else:
+            reason_ready = "ContainersNotReady"
+        not_ready = [c["name"] for c in css if not c.get("ready")]
+        msg = f"containers with unready status: [{' '.join(not_ready)}]" if not_ready else None
+        ours = {
+            "PodScheduled": ("True", None, None),
+            "Initialized": ("True", None, None) if initialized else
+            ("False", "ContainersNotInitialized", "containers with incomplete status: [%s]" %
+             " ".join(c["name"] for c in inits if "terminated" not in (c.get("state") or {}))),
+            "ContainersReady": ("True", None, None) if all_ready else ("False", reason_ready, msg),
+            "Ready": ("True", None, None) if all_ready else ("False", reason_ready, msg),
+        }
+        if pstatus.get("phase") == "Failed" and not css:
+            ours["ContainersReady"] = ours["Ready"] = ("False", reason_ready, None)
+        existing = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
+        out = []
+        for typ in CONDITION_TYPES:
+            status, reason, message = ours[typ]
+            old = existing.get(typ)
+            ltt = old.get("lastTransitionTime") if old and old.get("status") == status else now
+            c = {"type": typ, "status": status, "lastProbeTime": None, "lastTransitionTime": ltt}
+            if reason:
+                c["reason"] = reason
+            if message:
+                c["message"] = message
+            out.append(c)
+        for typ, c in existing.items():      # conditions we do not own (readiness gates, DisruptionTarget…)
+            if typ not in CONDITION_TYPES:
+                out.append(c)
+        return out
+
+    def build_status(self, pod: dict, pstatus: dict) -> dict:
+        now = now_rfc3339()
+        cur = pod.get("status") or {}
+        st = {
+            "phase": pstatus.get("phase", "Pending"),
+            "conditions": self._conditions(pod, pstatus, now),
+            "hostIP": self.host_ip,
+            "hostIPs": [{"ip": self.host_ip}],
+            "startTime": cur.get("startTime") or pstatus.get("startTime") or now,
+            "qosClass": cur.get("qosClass") or compute_qos_class(pod),
+            "containerStatuses": pstatus.get("containerStatuses") or [],
+        }
+        if pstatus.get("podIP"):
+            st["podIP"] = pstatus["podIP"]
+            st["podIPs"] = pstatus.get("podIPs") or [{"ip": pstatus["podIP"]}]
+        elif cur.get("podIP") and st["phase"] in TERMINAL:
+            st["podIP"], st["podIPs"] = cur["podIP"], cur.get("podIPs") or [{"ip": cur["podIP"]}]
+        for k in ("initContainerStatuses", "reason", "message", "ephemeralContainerStatuses"):
+            if pstatus.get(k):
+                st[k] = pstatus[k]
+        return st
+
+    async def _write_status(self, pod: dict, pstatus: dict) -> None:
+        key = _key(pod)
+        uid = pod["metadata"]["uid"]
+        st = self.build_status(pod, pstatus)
+        cmp = _comparable(st)
+        written = self._written.get(key)
+        if written is not None and written[0] == uid and written[1] == cmp:
+            return
+        cur = pod.get("status") or {}
+        if _comparable({**cur, "conditions": cur.get("conditions") or []}) == cmp:
+            self._written[key] = (uid, cmp)
+            return
+        patch = {"metadata": {"uid": uid}, "status": st}
+        # unset what we no longer report (merge patch: null deletes)
+        for k in ("podIP", "podIPs", "reason", "message", "initContainerStatuses"):
+            if k in cur and k not in st:
+                patch["status"][k] = None
+        m = pod["metadata"]
+        try:
+            await self.client.patch(PODS, m["name"], patch, m["namespace"], subresource="status",
+                                    field_manager=FIELD_MANAGER)
+        except ApiError as e:
+            if e.not_found:
+                return
+            raise
+        self._written[key] = (uid, cmp)
+        self.stats["status_writes"] += 1
+
+
+def _slim(pod: dict) -> None:
+    """Drop managedFields from the cached pod (the node never reads them; a third
+    of a pod's memory at 10,000 pods)."""
+    (pod.get("metadata") or {}).pop("managedFields", None)
+
+
+def _key(pod: dict) -> str:
+    m = pod.get("metadata") or {}
+    return f"{m.get('namespace')}/{m.get('name')}"
+
+
+__all__ = ["PodController", "unsupported_reason", "PODS", "EVENTS"]

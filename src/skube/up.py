@@ -1,0 +1,79 @@
+"""`skube up`: the whole serverless cluster in one process — API server, controllers,
+scheduler and the virtual node `skube-virtual-node`.
+
+Everything but the API server is an ordinary API client (skube.client) connecting
+with the admin kubeconfig, exactly as it would to any other cluster."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apiserver.server import RunningServer, ServerConfig
+
+log = logging.getLogger("skube.up")
+
+NODE_NAME = "skube-virtual-node"
+
+
+@dataclass
+class UpConfig:
+    data_dir: Path
+    port: int = 6443
+    bind: str = "127.0.0.1"
+    provider: str = "mock"
+    provider_config: dict = field(default_factory=dict)
+    kubelet_port: int = 10250
+
+
+async def run_up(cfg: UpConfig) -> None:
+    """Start everything, print how to use it, run until SIGINT/SIGTERM, stop in reverse."""
+    from .controllers.manager import CONTROLLERS, DEFAULT_CONTROLLERS, run_controllers
+    from .node.agent import AgentConfig, VirtualNode
+    from .scheduler import run_scheduler
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    server = RunningServer(ServerConfig(data_dir=cfg.data_dir, bind=cfg.bind, port=cfg.port,
+                                        controllers=(), serverless_default=True))
+    kubeconfig = cfg.data_dir / "kubeconfig"
+    controllers = node = None
+    try:
+        await server.start()
+        tasks = [run_controllers(str(kubeconfig), list(DEFAULT_CONTROLLERS), stop=stop)]
+        if "scheduler" not in CONTROLLERS:
+            tasks.append(run_scheduler(str(kubeconfig), stop=stop))
+        controllers = asyncio.ensure_future(asyncio.gather(*tasks))
+        node = VirtualNode(AgentConfig(
+            name=NODE_NAME, kubeconfig=str(kubeconfig), provider=cfg.provider,
+            provider_config=cfg.provider_config, kubelet_port=cfg.kubelet_port,
+            data_dir=cfg.data_dir / "nodes" / NODE_NAME, cluster_data_dir=cfg.data_dir))
+        await node.start()
+        print(f"skube cluster ready at {server.cfg.url}: API server, controllers "
+              f"({', '.join(DEFAULT_CONTROLLERS)}), scheduler and virtual node {NODE_NAME} "
+              f"(provider {cfg.provider})\n"
+              f"  export KUBECONFIG={kubeconfig}\n"
+              f"  kubectl get nodes", flush=True)
+        serving = asyncio.create_task(server.serve_forever(), name="apiserver")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping, controllers}, return_when=asyncio.FIRST_COMPLETED)
+        stop.set()
+        if controllers.done() and controllers.exception():
+            log.error("controllers failed: %s", controllers.exception())
+    finally:
+        stop.set()
+        if node is not None:
+            await node.stop()
+        if controllers is not None:
+            try:
+                await asyncio.wait_for(controllers, 15)
+            except Exception:  # noqa: BLE001 — shutting down regardless
+                log.exception("controllers did not stop cleanly")
+        await server.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        print("skube cluster stopped", flush=True)
