@@ -31,7 +31,7 @@ $(VENV)/bin/helm: | $(VENV)/.installed
 	@$(VENV)/bin/helm version --short
 
 run: setup
-	$(VENV)/bin/skube apiserver --data-dir $(DATA_DIR)
+	$(VENV)/bin/skube up --data-dir $(DATA_DIR)
 
 test: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q tests
@@ -44,6 +44,9 @@ e2e: setup
 
 bench: setup
 	$(PY) benchmarks/apiserver.py
+	$(PY) benchmarks/scheduler.py
+	$(PY) benchmarks/virtual_node.py
+	$(PY) benchmarks/runtime_pull.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
