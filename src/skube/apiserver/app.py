@@ -213,7 +213,8 @@ class APIServer:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] == "websocket":
-            return await self.subresources.websocket(scope, receive, send)
+            from . import streaming
+            return await streaming.handle(self, scope, receive, send)
         req = Request(scope, receive)
         try:
             if req.path not in PUBLIC_PATHS:

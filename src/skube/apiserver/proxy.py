@@ -65,6 +65,9 @@ def _client(server) -> _KubeletClient:
     return c
 
 
+kubelet_client = _client
+
+
 def kubelet_address(node: dict) -> tuple[str, int]:
     """(host, port) of a node's kubelet API."""
     st = node.get("status") or {}
@@ -197,4 +200,4 @@ async def close(server) -> None:
         await c._session.close()
 
 
-__all__ = ["proxy_log", "kubelet_address", "log_container", "close"]
+__all__ = ["proxy_log", "kubelet_address", "kubelet_client", "log_container", "close"]

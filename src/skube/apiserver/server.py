@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from ..store import Store
 import yaml
@@ -30,16 +31,31 @@ class _PeerIdentityProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport):  # type: ignore[override]
         super().connection_made(transport)
-        self._peer = None
-        ssl_obj = transport.get_extra_info("ssl_object")
-        cert = ssl_obj.getpeercert() if ssl_obj is not None else None
-        if cert:
-            self._peer = subject_identity(cert.get("subject", ()))
+        self._peer = _peer_of(transport)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._peer:
             self.scope["skube.peer"] = self._peer  # type: ignore[index]
+
+
+def _peer_of(transport):
+    ssl_obj = transport.get_extra_info("ssl_object")
+    cert = ssl_obj.getpeercert() if ssl_obj is not None else None
+    return subject_identity(cert.get("subject", ())) if cert else None
+
+
+class _PeerIdentityWebSocket(WebSocketsSansIOProtocol):
+    """The same for WebSocket upgrades (exec, attach)."""
+
+    def connection_made(self, transport):  # type: ignore[override]
+        super().connection_made(transport)
+        self._peer = _peer_of(transport)
+
+    async def run_asgi(self) -> None:
+        if self._peer:
+            self.scope["skube.peer"] = self._peer  # type: ignore[index]
+        await super().run_asgi()
 
 
 @dataclass
@@ -121,7 +137,7 @@ class RunningServer:
             ssl_certfile=str(serving.cert), ssl_keyfile=str(serving.key),
             ssl_ca_certs=str(pki.ca.cert), ssl_cert_reqs=ssl.CERT_OPTIONAL,
             timeout_keep_alive=120, timeout_graceful_shutdown=2, backlog=4096,
-            ws="websockets-sansio")
+            ws=_PeerIdentityWebSocket, ws_ping_interval=None)
         ucfg.load()
         self.uvicorn = uvicorn.Server(ucfg)
         self.uvicorn.lifespan = ucfg.lifespan_class(ucfg)

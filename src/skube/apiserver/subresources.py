@@ -331,6 +331,3 @@ class Subresources:
                 if p.get("nodePort"):
                     out.add(p["nodePort"])
         return out
-
-    async def websocket(self, scope, receive, send) -> None:
-        await send({"type": "websocket.close", "code": 1008})
