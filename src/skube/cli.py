@@ -9,9 +9,15 @@ import click
 DEFAULT_DATA_DIR = Path.home() / ".skube"
 
 
-def _run(coro) -> None:
-    import uvloop
-    uvloop.run(coro)
+def _run(coro, *, uvloop_ok: bool = True) -> None:
+    """Run on uvloop, except where the local runtime runs: uvloop's subprocess spawning does
+    not pass conmon its sync pipe (pass_fds), so that needs asyncio's own loop."""
+    if uvloop_ok:
+        import uvloop
+        uvloop.run(coro)
+    else:
+        import asyncio
+        asyncio.run(coro)
 
 
 @click.group()
@@ -54,8 +60,9 @@ def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, kee
 @click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
               help="Where the cluster keeps its state; running `skube up` again resumes it.")
 @click.option("--port", default=6443, show_default=True, type=int, help="HTTPS port of the API server.")
-@click.option("--provider", type=click.Choice(["mock"]), default="mock", show_default=True,
-              help="What runs the virtual node's pods (mock: simulated instances).")
+@click.option("--provider", type=click.Choice(["local", "mock"]), default="mock", show_default=True,
+              help="What runs the virtual node's pods (local: real container instances on this "
+                   "host; mock: simulated instances).")
 @click.option("--provider-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Provider config (YAML).")
 @click.option("--kubelet-port", default=10250, show_default=True, type=int,
@@ -67,12 +74,15 @@ def up(data_dir: Path, port: int, provider: str, provider_config: Path | None, k
     from .up import UpConfig, run_up
     doc = yaml.safe_load(provider_config.read_text()) if provider_config else {}
     _run(run_up(UpConfig(data_dir=data_dir.expanduser().resolve(), port=port, provider=provider,
-                         provider_config=doc or {}, kubelet_port=kubelet_port)))
+                         provider_config=doc or {}, kubelet_port=kubelet_port)),
+         uvloop_ok=provider != "local")
 
 
 def _register() -> None:
+    from .cli_bill import bill
     from .cli_image import image
     from .cli_node import virtual_node
+    main.add_command(bill)
     main.add_command(image)
     main.add_command(virtual_node)
 

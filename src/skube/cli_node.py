@@ -77,8 +77,8 @@ def virtual_node(kubeconfig, context, name, provider, provider_config, kubelet_p
                       capacity=_parse_capacity(capacity), remove_on_shutdown=remove_on_shutdown,
                       cluster_data_dir=cluster_data_dir, workers=workers,
                       lease_renew=lease_renew_interval)
-    import uvloop
-    uvloop.run(run_virtual_node(cfg))
+    from .cli import _run
+    _run(run_virtual_node(cfg), uvloop_ok=provider != "local")
 
 
 if __name__ == "__main__":  # pragma: no cover

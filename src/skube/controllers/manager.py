@@ -9,14 +9,35 @@ import asyncio
 import logging
 
 from ..client import Client, load_kubeconfig
+from ..scheduler import Scheduler
+from .cronjob import CronJobController
+from .daemonset import DaemonSetController
+from .deployment import DeploymentController
+from .endpoints import EndpointsController, EndpointSliceController
 from .garbagecollector import GarbageCollector
+from .job import JobController
 from .namespace import NamespaceController
+from .podgc import PodGCController
+from .replicaset import ReplicaSetController
+from .serviceaccount import ServiceAccountController
+from .statefulset import StatefulSetController
 
 log = logging.getLogger("skube.controllers")
 
 CONTROLLERS = {
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
+    "replicaset": ReplicaSetController,
+    "deployment": DeploymentController,
+    "statefulset": StatefulSetController,
+    "daemonset": DaemonSetController,
+    "job": JobController,
+    "cronjob": CronJobController,
+    "endpoints": EndpointsController,
+    "endpointslice": EndpointSliceController,
+    "serviceaccount": ServiceAccountController,
+    "podgc": PodGCController,
+    "scheduler": Scheduler,
 }
 DEFAULT_CONTROLLERS = tuple(CONTROLLERS)
 

@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..billing.meter import Meter
 from ..client import Client, load_kubeconfig
 from ..providers import ProviderContext, create_provider
 from . import certs
@@ -54,6 +55,7 @@ class VirtualNode:
         self.node: NodeController | None = None
         self.pods: PodController | None = None
         self.kubelet: KubeletServer | None = None
+        self.meter: Meter | None = None    # billing
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -63,9 +65,12 @@ class VirtualNode:
         doc = dict(cfg.provider_config or {})
         self.provider = create_provider(cfg.provider, doc.get("provider", doc))
         await self.provider.start(ProviderContext(node_name=cfg.name, data_dir=self.data_dir,
-                                                  internal_ip=cfg.internal_ip, config=doc))
+                                                  internal_ip=cfg.internal_ip, config=doc,
+                                                  client=self.client))
+        # billing: the ledger under DATA_DIR/billing; provider config `billing: {specs: eci|fargate|{…}}`
+        self.meter = Meter.open(self.data_dir, cfg.name, (doc.get("billing") or {}).get("specs"))
         self.pods = PodController(self.client, self.provider, cfg.name, host_ip=cfg.internal_ip,
-                                  workers=cfg.workers)
+                                  workers=cfg.workers, meter=self.meter)
         await self._start_kubelet(client_cfg.ca_data)
         node_doc = doc.get("node") or {}
         self.node = NodeController(self.client, self.provider, NodeConfig(
@@ -100,11 +105,12 @@ class VirtualNode:
     async def stop(self) -> None:
         for step in (self.pods and self.pods.stop, self.node and self.node.stop,
                      self.kubelet and self.kubelet.stop, self.provider and self.provider.close,
-                     self.client and self.client.close):
+                     self.client and self.client.close, self.meter and self.meter.close):
             if step is None:
                 continue
             try:
-                await step()
+                if asyncio.iscoroutine(res := step()):
+                    await res
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - stop everything we can

@@ -85,8 +85,9 @@ class PodController:
     """Pod sync for one node (see the module docstring)."""
 
     def __init__(self, client: Client, provider, node_name: str, *, host_ip: str = "127.0.0.1",
-                 workers: int = 32):
+                 workers: int = 32, meter=None):
         self.client = client
+        self.meter = meter              # billing: skube.billing.Meter (None: not metered)
         self.provider = provider
         self.node_name = node_name
         self.host_ip = host_ip
@@ -159,7 +160,10 @@ class PodController:
             if pod is None or pod["metadata"].get("uid") != m.get("uid"):
                 log.info("deleting orphan instance %s (uid %s)", key, m.get("uid"))
                 await self.provider.delete_pod(inst, 0)
+                self._meter_stopped(inst)                                   # billing
                 self.stats["orphans_deleted"] += 1
+        if self.meter is not None:      # billing: close runs of instances gone while we were down
+            self.meter.reconcile(i["metadata"].get("uid") for i in await self.provider.list_pods())
 
     # ---- sync ---------------------------------------------------------------------------
 
@@ -170,6 +174,7 @@ class PodController:
         if pod is None:
             if inst is not None:
                 await self.provider.delete_pod(inst, 0)
+                self._meter_stopped(inst)                                   # billing
                 self.stats["deleted"] += 1
             self._written.pop(key, None)
             return None
@@ -177,6 +182,7 @@ class PodController:
         uid = m.get("uid")
         if inst is not None and inst["metadata"].get("uid") != uid:
             await self.provider.delete_pod(inst, 0)     # a previous pod of the same name
+            self._meter_stopped(inst)                                       # billing
             inst = None
         if m.get("deletionTimestamp"):
             return await self._delete(pod, inst)
@@ -184,6 +190,7 @@ class PodController:
         if status.get("phase") in TERMINAL:
             if inst is not None and (inst.get("status") or {}).get("phase") not in TERMINAL:
                 await self.provider.delete_pod(inst, 0)
+                self._meter_stopped(inst)                                   # billing
             return None
         reason = unsupported_reason(pod)
         if reason is not None:
@@ -193,6 +200,7 @@ class PodController:
         if inst is None:
             started_before = bool(status.get("startTime") or status.get("hostIP"))
             if started_before:
+                self._meter_stopped(pod)          # billing: the lost instance's run ends
                 if (pod.get("spec") or {}).get("restartPolicy", "Always") == "Never":
                     await self._fail(pod, "NotFound",
                                      "the pod's instance was lost by the provider and its "
@@ -211,6 +219,8 @@ class PodController:
         if pstatus is None:
             pstatus = await self.provider.get_pod_status(ns, name)
         if pstatus is not None:
+            if self.meter is not None:            # billing: before the status write it explains
+                self.meter.observe(pod, pstatus)
             await self._write_status(pod, pstatus)
         return None
 
@@ -231,6 +241,7 @@ class PodController:
             except asyncio.TimeoutError:
                 log.warning("provider did not stop %s within its grace period (%ss)", key, grace)
                 await self.provider.delete_pod(pod, 0)
+            self._meter_stopped(pod)                                        # billing
             self.stats["deleted"] += 1
         try:
             await self.client.delete(PODS, m["name"], m["namespace"], grace_period_seconds=0,
@@ -240,6 +251,11 @@ class PodController:
                 return
             raise
         self._written.pop(key, None)
+
+    def _meter_stopped(self, obj: dict) -> None:
+        """billing: the instance of ``obj`` was stopped (or lost) just now."""
+        if self.meter is not None:
+            self.meter.stopped(obj)
 
     async def _fail(self, pod: dict, reason: str, message: str, event: bool) -> None:
         m = pod["metadata"]

@@ -1,6 +1,7 @@
 """Providers: what runs a virtual node's pods (see :mod:`skube.providers.base`).
 
-``create_provider(name, config)`` builds one by name; ``mock`` simulates instances.
+``create_provider(name, config)`` builds one by name; ``local`` runs real container
+instances on this host, ``mock`` simulates them.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from .base import (BadRequest, LogOptions, NotSupported, PodNotFound, Provider, 
 # name -> "module:class" (imported on demand, so optional providers cost nothing)
 PROVIDERS = {
     "mock": "skube.providers.mock:MockProvider",
+    "local": "skube.providers.local:LocalProvider",
 }
 
 

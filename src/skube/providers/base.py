@@ -41,6 +41,7 @@ class ProviderContext:
     data_dir: Path                 # the provider may keep state here (survives restarts)
     internal_ip: str = "127.0.0.1"
     config: dict = field(default_factory=dict)   # the parsed --provider-config document
+    client: Any = None             # a skube.client.Client for the node's API server (or None)
 
 
 @dataclass

@@ -1,0 +1,110 @@
+"""Deployments end to end: rolling update availability, rollout status/history/undo,
+pause/resume and restart, Recreate; ReplicaSet scale-down order."""
+from __future__ import annotations
+
+import threading
+
+from tests.conftest import wait_for
+from tests.controllers.conftest import PodWatch, is_ready, pod_template
+
+NS = "default"
+
+
+def deployment(name: str, replicas: int, image: str, **strategy) -> dict:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "strategy": strategy or {"type": "RollingUpdate"},
+                     "template": pod_template(labels, image)}}
+
+
+def test_rolling_update_keeps_availability_and_undo(env):
+    env.apply(deployment("web", 3, "nginx:1.0",
+                         type="RollingUpdate", rollingUpdate={"maxUnavailable": 0, "maxSurge": 1}))
+    env.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    d = env.get("deployment", "web", "-n", NS)
+    assert d["status"]["availableReplicas"] == 3 and d["status"]["updatedReplicas"] == 3
+    conds = {c["type"]: c for c in d["status"]["conditions"]}
+    assert conds["Available"]["status"] == "True"
+    assert conds["Progressing"]["reason"] == "NewReplicaSetAvailable"
+    rs1 = env.get("rs", "-n", NS, "-l", "app=web")["items"]
+    assert len(rs1) == 1
+    h1 = rs1[0]["metadata"]["labels"]["pod-template-hash"]
+    assert rs1[0]["metadata"]["name"] == f"web-{h1}"
+    assert rs1[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert rs1[0]["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "3"
+    assert rs1[0]["metadata"]["annotations"]["deployment.kubernetes.io/max-replicas"] == "4"
+
+    ready: dict[str, bool] = {}
+    low = [3]
+    lock = threading.Lock()
+
+    def on_event(etype, pod):
+        with lock:
+            name = pod["metadata"]["name"]
+            if etype == "DELETED":
+                ready.pop(name, None)
+            else:
+                ready[name] = is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+            low[0] = min(low[0], sum(ready.values()))
+
+    for p in env.pods(NS, "app=web"):
+        ready[p["metadata"]["name"]] = is_ready(p)
+    watch = PodWatch(env, NS, "app=web", on_event)
+    try:
+        env.kubectl("set", "image", "deployment/web", "c=nginx:2.0", "-n", NS)
+        env.kubectl("annotate", "deployment/web", "kubernetes.io/change-cause=to 2.0", "-n", NS)
+        env.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    finally:
+        watch.stop()
+    assert low[0] >= 3, f"ready pods fell to {low[0]} with maxUnavailable 0"
+    pods = env.pods(NS, "app=web")
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    assert len(live) == 3 and all(p["spec"]["containers"][0]["image"] == "nginx:2.0" for p in live)
+
+    hist = env.kubectl("rollout", "history", "deployment/web", "-n", NS).stdout
+    assert "1 " in hist and "2 " in hist and "to 2.0" in hist
+
+    env.kubectl("rollout", "undo", "deployment/web", "-n", NS)
+    env.kubectl("rollout", "status", "deployment/web", "--timeout=60s")
+    d = env.get("deployment", "web", "-n", NS)
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.0"
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    old = env.get("rs", f"web-{h1}", "-n", NS)
+    assert old["spec"]["replicas"] == 3
+    assert old["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert old["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
+    events = env.kubectl("describe", "deployment", "web", "-n", NS).stdout
+    assert "ScalingReplicaSet" in events and "Scaled up replica set" in events
+
+
+def test_pause_resume_restart_and_scale(env):
+    env.apply(deployment("pr", 2, "nginx:1.0"))
+    env.kubectl("rollout", "status", "deployment/pr", "--timeout=60s")
+    env.kubectl("rollout", "pause", "deployment/pr", "-n", NS)
+    wait_for(lambda: any(c.get("reason") == "DeploymentPaused"
+                         for c in env.get("deployment", "pr", "-n", NS)["status"].get("conditions", [])),
+             message="DeploymentPaused")
+    env.kubectl("set", "image", "deployment/pr", "c=nginx:9", "-n", NS)
+    env.kubectl("scale", "deployment/pr", "--replicas=4", "-n", NS)
+    wait_for(lambda: env.get("deployment", "pr", "-n", NS)["status"].get("availableReplicas") == 4,
+             30, message="paused deployment scaled")
+    assert len(env.get("rs", "-n", NS, "-l", "app=pr")["items"]) == 1      # no rollout while paused
+    env.kubectl("rollout", "resume", "deployment/pr", "-n", NS)
+    env.kubectl("rollout", "status", "deployment/pr", "--timeout=60s")
+    assert len(env.get("rs", "-n", NS, "-l", "app=pr")["items"]) == 2
+    env.kubectl("rollout", "restart", "deployment/pr", "-n", NS)
+    env.kubectl("rollout", "status", "deployment/pr", "--timeout=60s")
+    sets = env.get("rs", "-n", NS, "-l", "app=pr")["items"]
+    assert len(sets) == 3
+    assert sorted(s["spec"]["replicas"] for s in sets) == [0, 0, 4]
+
+
+def test_recreate(env):
+    env.apply(deployment("rc", 2, "nginx:1.0", type="Recreate"))
+    env.kubectl("rollout", "status", "deployment/rc", "--timeout=60s")
+    env.kubectl("set", "image", "deployment/rc", "c=nginx:2.0", "-n", NS)
+    env.kubectl("rollout", "status", "deployment/rc", "--timeout=60s")
+    pods = [p for p in env.pods(NS, "app=rc") if not p["metadata"].get("deletionTimestamp")]
+    assert len(pods) == 2 and all(p["spec"]["containers"][0]["image"] == "nginx:2.0" for p in pods)
