@@ -60,7 +60,7 @@ def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, kee
 @click.option("--data-dir", type=click.Path(path_type=Path), default=DEFAULT_DATA_DIR, show_default=True,
               help="Where the cluster keeps its state; running `skube up` again resumes it.")
 @click.option("--port", default=6443, show_default=True, type=int, help="HTTPS port of the API server.")
-@click.option("--provider", type=click.Choice(["local", "mock"]), default="mock", show_default=True,
+@click.option("--provider", type=click.Choice(["local", "mock"]), default="local", show_default=True,
               help="What runs the virtual node's pods (local: real container instances on this "
                    "host; mock: simulated instances).")
 @click.option("--provider-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),

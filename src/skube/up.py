@@ -23,9 +23,23 @@ class UpConfig:
     data_dir: Path
     port: int = 6443
     bind: str = "127.0.0.1"
-    provider: str = "mock"
+    provider: str = "local"
     provider_config: dict = field(default_factory=dict)
     kubelet_port: int = 10250
+
+
+async def _builtin_image(cfg: UpConfig) -> str | None:
+    """Make the host-busybox image available in the cluster's image store."""
+    import platform
+
+    from .runtime.images import ImageService
+    from .runtime.images.builtin import ensure_busybox
+    from .runtime.images.service import _GOARCH
+    service = ImageService(cfg.data_dir)
+    try:
+        return await ensure_busybox(service, _GOARCH.get(platform.machine(), platform.machine()))
+    finally:
+        await service.close()
 
 
 async def run_up(cfg: UpConfig) -> None:
@@ -44,6 +58,7 @@ async def run_up(cfg: UpConfig) -> None:
     controllers = node = None
     try:
         await server.start()
+        image = await _builtin_image(cfg) if cfg.provider == "local" else None
         tasks = [run_controllers(str(kubeconfig), list(DEFAULT_CONTROLLERS), stop=stop)]
         if "scheduler" not in CONTROLLERS:
             tasks.append(run_scheduler(str(kubeconfig), stop=stop))
@@ -54,10 +69,12 @@ async def run_up(cfg: UpConfig) -> None:
             data_dir=cfg.data_dir / "nodes" / NODE_NAME, cluster_data_dir=cfg.data_dir))
         await node.start()
         print(f"skube cluster ready at {server.cfg.url}: API server, controllers "
-              f"({', '.join(DEFAULT_CONTROLLERS)}), scheduler and virtual node {NODE_NAME} "
+              f"({', '.join(DEFAULT_CONTROLLERS)}) and virtual node {NODE_NAME} "
               f"(provider {cfg.provider})\n"
               f"  export KUBECONFIG={kubeconfig}\n"
-              f"  kubectl get nodes", flush=True)
+              f"  kubectl get nodes" +
+              (f"\n  offline image: {image} (kubectl run hello --image={image} -- sleep 3600)" if image else ""),
+              flush=True)
         serving = asyncio.create_task(server.serve_forever(), name="apiserver")
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, stopping, controllers}, return_when=asyncio.FIRST_COMPLETED)

@@ -1,4 +1,5 @@
-"""`skube up`: API server, controllers, scheduler and the virtual node in one command."""
+"""`skube up`: API server, controllers, scheduler and the virtual node (local provider:
+real runc containers) in one command, with the examples a newcomer applies."""
 from __future__ import annotations
 
 import signal
@@ -6,10 +7,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import BIN, Cluster, free_port, wait_for
+from tests.conftest import BIN, ROOT, Cluster, free_port, wait_for
+
+IMAGE = "skube.local/busybox:host"
 
 
-def start_up(data_dir: Path, port: int | None = None, timeout: float = 60) -> Cluster:
+def start_up(data_dir: Path, port: int | None = None, timeout: float = 90) -> Cluster:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / f"up-{port}-{int(time.time() * 1000)}.log"
@@ -28,36 +31,58 @@ def phase(c: Cluster, name: str, ns: str = "default") -> str:
     return res.stdout if res.returncode == 0 else ""
 
 
-def test_up_runs_pods_on_the_virtual_node_and_resumes(tmp_path):
+def no_pods_left(c: Cluster) -> bool:
+    return not c.kubectl_json("get", "pods", "-A")["items"]
+
+
+def test_up_runs_real_pods_and_the_examples_then_resumes(tmp_path):
     data = tmp_path / "cluster"
-    (data).mkdir()
+    data.mkdir()
     (data / "config.yaml").write_text(
         "serverless:\n  default: true\n  rules:\n  - namespace: pinned\n    enabled: false\n")
     c = start_up(data)
     try:
         out = c.log.read_text()
-        assert f"export KUBECONFIG={data / 'kubeconfig'}" in out
+        assert f"export KUBECONFIG={data / 'kubeconfig'}" in out and IMAGE in out
         nodes = c.kubectl_json("get", "nodes")["items"]
         assert [n["metadata"]["name"] for n in nodes] == ["skube-virtual-node"]
-        c.kubectl("run", "web", "--image=busybox:1.36", "--", "sleep", "3600")
-        wait_for(lambda: phase(c, "web") == "Running", timeout=30, message="pod Running")
-        pod = c.kubectl_json("get", "pod", "web")
+        assert nodes[0]["status"]["nodeInfo"]["containerRuntimeVersion"] == "skube://local"
+        # a bare pod: a real container from the offline image
+        c.kubectl("run", "hello", f"--image={IMAGE}", "--", "sh", "-c", "echo hi from $(hostname); sleep 3600")
+        wait_for(lambda: phase(c, "hello") == "Running", timeout=60, message="pod Running")
+        pod = c.kubectl_json("get", "pod", "hello")
         assert pod["spec"]["nodeName"] == "skube-virtual-node"
         assert {"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"} \
             in pod["spec"]["tolerations"]
-        assert "busybox:1.36" in c.kubectl("logs", "web").stdout
+        wait_for(lambda: "hi from hello" in c.kubectl("logs", "hello").stdout, message="container output")
+        assert c.kubectl("exec", "hello", "--", "cat", "/etc/hostname").stdout.strip() == "hello"
+        # the examples of the README
+        c.kubectl("apply", "-f", str(ROOT / "examples"))
+        c.kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+        c.kubectl("wait", "--for=condition=Complete", "job/count", "--timeout=120s")
+        assert len(c.kubectl_json("get", "endpoints", "web")["subsets"][0]["addresses"]) == 2
         # a namespace the config keeps off the virtual node: no toleration, so it cannot be placed
         c.kubectl("create", "namespace", "pinned")
-        c.kubectl("-n", "pinned", "run", "stay", "--image=busybox:1.36")
+        c.kubectl("-n", "pinned", "run", "stay", f"--image={IMAGE}")
         wait_for(lambda: "FailedScheduling" in c.kubectl("-n", "pinned", "describe", "pod", "stay").stdout,
                  timeout=30, message="FailedScheduling event")
         assert "untolerated taint" in c.kubectl("-n", "pinned", "describe", "pod", "stay").stdout
+        started = pod["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
         assert c.stop(signal.SIGINT) == 0
         assert "skube cluster stopped" in c.log.read_text()
-        # running `skube up` again resumes the cluster with its pods
+        # running `skube up` again resumes the cluster; the container kept running meanwhile
         c = start_up(data, c.port)
-        assert phase(c, "web") == "Running"
-        c.kubectl("delete", "pod", "web", "--wait=true", "--timeout=30s")
-        assert c.kubectl("get", "pod", "web", check=False).returncode != 0
+        wait_for(lambda: phase(c, "hello") == "Running", timeout=30, message="pod re-adopted")
+        again = c.kubectl_json("get", "pod", "hello")["status"]["containerStatuses"][0]
+        assert again["state"]["running"]["startedAt"] == started and again["restartCount"] == 0
+        # the bill covers the pods that ran
+        out = subprocess.run([str(BIN / "skube"), "bill", "--data-dir", str(data), "-o", "json"],
+                             capture_output=True, text=True, check=True).stdout
+        assert "hello" in out and "count-" in out
     finally:
+        if c.proc.poll() is None:
+            c.kubectl("delete", "namespace", "pinned", "--wait=false", check=False)
+            c.kubectl("delete", "-f", str(ROOT / "examples"), "--wait=true", "--timeout=60s", check=False)
+            c.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s", check=False)
+            wait_for(lambda: no_pods_left(c), timeout=90, message="every pod gone")
         assert c.stop() == 0, c.log.read_text()
