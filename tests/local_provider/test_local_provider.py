@@ -201,3 +201,31 @@ def test_kubectl_exec_streams_through_the_api_server(env):
     out = stream(core.connect_get_namespaced_pod_exec, "shell", "default",
                  command=["sh", "-c", "echo $((6*7))"], stderr=True, stdin=False, stdout=True, tty=False)
     assert out.strip() == "42"
+
+
+def test_exec_with_a_tty_carries_input_output_and_resizes(env):
+    """The Python client's TTY session (text frames on v4): input, echo, window size."""
+    create(env, pod("tty", [{"name": "main", "image": env.image, "command": ["sh", "-c", "sleep 3600"]}]))
+    running(env, "tty")
+    from kubernetes import client as kclient
+    from kubernetes.stream import stream
+    core = kclient.CoreV1Api(env.cluster.client())
+    ws = stream(core.connect_get_namespaced_pod_exec, "tty", "default",
+                command=["sh", "-c", 'read line; for i in $(seq 20); do s=$(stty size); '
+                         '[ "$s" = "30 100" ] && break; sleep 0.1; done; echo "size $s got $line"'],
+                stderr=True, stdin=True, stdout=True, tty=True, _preload_content=False)
+    ws.write_channel(4, json.dumps({"Width": 100, "Height": 30}))
+    ws.write_stdin("typed\n")
+    buf: list[str] = []
+
+    def ended():
+        ws.update(timeout=1)
+        if ws.peek_stdout():
+            buf.append(ws.read_stdout())
+        return not ws.is_open()
+    try:
+        wait_for(ended, timeout=20, message="the tty session to end")
+    finally:
+        ws.close()
+    text = "".join(buf)
+    assert "typed\r\n" in text and "size 30 100 got typed\r\n" in text, text

@@ -31,9 +31,15 @@ class ExecStreams:
     async def _read(self) -> None:
         try:
             async for msg in self.ws:
-                if msg.type != WSMsgType.BINARY or not msg.data:
+                if msg.type == WSMsgType.TEXT:      # the Python client sends str data as text frames
+                    raw = msg.data.encode("utf-8", "surrogateescape")
+                elif msg.type == WSMsgType.BINARY:
+                    raw = msg.data
+                else:
                     continue
-                ch, data = msg.data[0], msg.data[1:]
+                if not raw:
+                    continue
+                ch, data = raw[0], raw[1:]
                 if ch == STDIN:
                     if data:
                         self._stdin.put_nowait(data)
