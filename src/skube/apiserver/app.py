@@ -12,7 +12,7 @@ import orjson
 from .. import __version__
 from ..api import defaults, errors, openapi
 from ..api.registry import Registry, ResourceInfo
-from . import crds, subresources
+from . import crds, quota, subresources
 from .admission import ServerlessAdmission
 from .auth import Authenticator
 from .authz import (BOOTSTRAP_BINDINGS, BOOTSTRAP_CLUSTER_ROLES, Attributes, RBACAuthorizer,
@@ -159,15 +159,42 @@ class APIServer:
                 spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
             spec.setdefault("serviceAccount", spec["serviceAccountName"])
             self.serverless.admit_pod(obj)
+            ranges = [r.obj for r in self.store.list(f"/core/limitranges/{obj['metadata']['namespace']}/")[0]]
+            if ranges:
+                quota.apply_limit_ranges(info, obj, ranges)
+        if old is None and info.namespaced:
+            quotas = self._quotas(obj["metadata"].get("namespace"))
+            if quotas:
+                quota.check_quotas(info, obj, [r.obj for r in quotas], self.store, self.registry)
         await self.subresources.admit(info, obj, old)
+
+    def _quotas(self, namespace: str | None) -> list:
+        return self.store.list(f"/core/resourcequotas/{namespace}/")[0] if namespace else []
+
+    async def _refresh_quotas(self, info: ResourceInfo, obj: dict) -> None:
+        """Keep every quota's status (hard, used) of the object's namespace current."""
+        if not info.namespaced:
+            return
+        for rec in self._quotas(obj["metadata"].get("namespace")):
+            status = quota.quota_status(rec.obj, self.store, self.registry)
+            if rec.obj.get("status") != status:
+                new = {**rec.obj, "status": status}
+                try:
+                    await self.store.update(rec.key, new, rec.mod_revision)
+                except Exception:  # noqa: BLE001 — a concurrent write refreshes it again
+                    log.debug("quota status refresh raced", exc_info=True)
 
     async def after_write(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
         if info.kind == "CustomResourceDefinition":
             await self.crds.on_write(obj)
+        elif old is None or info.kind in ("Pod", "ResourceQuota"):
+            await self._refresh_quotas(info, obj)
 
     async def after_delete(self, info: ResourceInfo, obj: dict) -> None:
         if info.kind == "CustomResourceDefinition":
             await self.crds.on_delete(obj)
+        else:
+            await self._refresh_quotas(info, obj)
 
     async def stream_until_disconnect(self, req: Request, send, chunks, on_close, content_type=JSON):
         """Send a chunked stream; stop when the client goes away (uvicorn keeps
