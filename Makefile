@@ -47,6 +47,7 @@ bench: setup
 	$(PY) benchmarks/scheduler.py
 	$(PY) benchmarks/virtual_node.py
 	$(PY) benchmarks/runtime_pull.py
+	$(PY) benchmarks/runtime.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
