@@ -19,7 +19,7 @@ from tests.conftest import BIN, Cluster, start_apiserver, wait_for
 ROOT = Path(__file__).resolve().parent.parent.parent
 TOLERATION = {"key": "virtual-kubelet.io/provider", "operator": "Exists"}
 CONTROLLER_NAMES = ("garbagecollector", "namespace", "replicaset", "deployment", "statefulset", "daemonset",
-                    "job", "cronjob", "endpoints", "endpointslice", "serviceaccount", "podgc", "scheduler")
+                    "job", "cronjob", "endpoints", "endpointslice", "serviceaccount", "podgc", "disruption", "scheduler")
 
 
 class InProcessControllers:

@@ -13,9 +13,11 @@ from ..scheduler import Scheduler
 from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
+from .disruption import DisruptionController
 from .endpoints import EndpointsController, EndpointSliceController
 from .garbagecollector import GarbageCollector
 from .job import JobController
+from .leaderelection import LeaderElector
 from .namespace import NamespaceController
 from .podgc import PodGCController
 from .replicaset import ReplicaSetController
@@ -27,6 +29,7 @@ log = logging.getLogger("skube.controllers")
 CONTROLLERS = {
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
+    "disruption": DisruptionController,
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
     "statefulset": StatefulSetController,
@@ -111,13 +114,43 @@ class ControllerManager:
 
 
 async def run_controllers(kubeconfig: str, names: list[str], *, stop: asyncio.Event,
-                          context: str | None = None) -> None:
-    """Run the named controllers against the API server of ``kubeconfig`` until ``stop`` is set."""
+                          context: str | None = None, leader_elect: bool = True,
+                          lease_name: str = "skube-controller-manager",
+                          lease_namespace: str = "kube-system", identity: str | None = None,
+                          lease_duration: float = 15.0, renew_deadline: float = 10.0,
+                          retry_period: float = 2.0) -> None:
+    """Run the named controllers against the API server of ``kubeconfig`` until ``stop`` is set.
+
+    With ``leader_elect`` (the default) they run only while this process holds the
+    Lease ``lease_namespace/lease_name`` (see :mod:`.leaderelection`), so two managers on
+    one cluster never both act: a fresh ControllerManager starts on each acquisition and
+    is stopped on losing the Lease; on ``stop`` the Lease is released after the
+    controllers have stopped."""
+    unknown = [n for n in names if n not in CONTROLLERS]
+    if unknown:
+        raise ValueError(f"unknown controllers: {', '.join(unknown)} (known: {', '.join(CONTROLLERS)})")
     client = Client(load_kubeconfig(kubeconfig, context), component="controller-manager")
     try:
-        await ControllerManager(client, names).run(stop)
+        if not leader_elect:
+            await ControllerManager(client, names).run(stop)
+            return
+        current: list[ControllerManager] = []
+
+        async def started() -> None:
+            manager = ControllerManager(client, names)
+            current.append(manager)
+            await manager.start()
+
+        async def stopped() -> None:
+            while current:
+                await current.pop().stop()
+
+        elector = LeaderElector(client, lease_name, lease_namespace, identity,
+                                lease_duration=lease_duration, renew_deadline=renew_deadline,
+                                retry_period=retry_period)
+        await elector.run(started, stopped, stop)
     finally:
         await client.close()
 
 
-__all__ = ["ControllerManager", "run_controllers", "CONTROLLERS", "DEFAULT_CONTROLLERS"]
+__all__ = ["ControllerManager", "run_controllers", "LeaderElector", "CONTROLLERS", "DEFAULT_CONTROLLERS"]
