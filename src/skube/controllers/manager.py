@@ -19,6 +19,7 @@ from .garbagecollector import GarbageCollector
 from .job import JobController
 from .leaderelection import LeaderElector
 from .namespace import NamespaceController
+from .nodelifecycle import NodeLifecycleController
 from .podgc import PodGCController
 from .replicaset import ReplicaSetController
 from .serviceaccount import ServiceAccountController
@@ -30,6 +31,7 @@ CONTROLLERS = {
     "garbagecollector": GarbageCollector,
     "namespace": NamespaceController,
     "disruption": DisruptionController,
+    "nodelifecycle": NodeLifecycleController,
     "replicaset": ReplicaSetController,
     "deployment": DeploymentController,
     "statefulset": StatefulSetController,
