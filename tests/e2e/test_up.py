@@ -2,6 +2,7 @@
 real runc containers) in one command, with the examples a newcomer applies."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -12,14 +13,21 @@ from tests.conftest import BIN, ROOT, Cluster, free_port, wait_for
 IMAGE = "skube.local/busybox:host"
 
 
-def start_up(data_dir: Path, port: int | None = None, timeout: float = 90) -> Cluster:
+def start_up(data_dir: Path, port: int | None = None, timeout: float = 90, *, net: int = 0) -> Cluster:
+    """`skube up` on its own pod network (bridge and CIDR per ``net`` and xdist worker), so
+    clusters of tests running side by side never share addresses."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    k = net * 8 + (int(worker[2:]) if worker[2:].isdigit() else 0)
+    config = data_dir / "provider.yaml"
+    config.write_text(f"network:\n  cidr: 10.{160 + k}.0.0/24\n  bridge: skup{k}\n  name: skup{k}\n")
     log = data_dir / f"up-{port}-{int(time.time() * 1000)}.log"
     proc = subprocess.Popen([str(BIN / "skube"), "up", "--data-dir", str(data_dir), "--port", str(port),
-                             "--kubelet-port", "0"], stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                             "--kubelet-port", "0", "--provider-config", str(config)],
+                            stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     c = Cluster(proc, data_dir, port, log)
+    c.bridge = f"skup{k}"   # type: ignore[attr-defined]
     wait_for(lambda: "ready" in log.read_text() or proc.poll() is not None, timeout=timeout,
              message="skube up to be ready")
     assert proc.poll() is None, log.read_text()
@@ -71,7 +79,7 @@ def test_up_runs_real_pods_and_the_examples_then_resumes(tmp_path):
         assert c.stop(signal.SIGINT) == 0
         assert "skube cluster stopped" in c.log.read_text()
         # running `skube up` again resumes the cluster; the container kept running meanwhile
-        c = start_up(data, c.port)
+        c = start_up(data, c.port, net=0)
         wait_for(lambda: phase(c, "hello") == "Running", timeout=30, message="pod re-adopted")
         again = c.kubectl_json("get", "pod", "hello")["status"]["containerStatuses"][0]
         assert again["state"]["running"]["startedAt"] == started and again["restartCount"] == 0
@@ -86,3 +94,9 @@ def test_up_runs_real_pods_and_the_examples_then_resumes(tmp_path):
             c.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s", check=False)
             wait_for(lambda: no_pods_left(c), timeout=90, message="every pod gone")
         assert c.stop() == 0, c.log.read_text()
+        remove_bridge(c)
+
+
+def remove_bridge(c: Cluster) -> None:
+    """The pod network bridge outlives skube (as on a real node); tests remove theirs."""
+    subprocess.run(["ip", "link", "delete", c.bridge], capture_output=True)

@@ -9,7 +9,7 @@ import threading
 
 from skube.runtime.images.builtin import busybox_layer, write_oci_layout
 from tests.conftest import BIN, wait_for
-from tests.e2e.test_up import IMAGE, no_pods_left, start_up
+from tests.e2e.test_up import IMAGE, no_pods_left, remove_bridge, start_up
 
 TOL = [{"key": "virtual-kubelet.io/provider", "operator": "Exists"}]
 
@@ -28,7 +28,7 @@ def deployment(image: str) -> str:
 
 def test_workloads_with_real_containers(tmp_path):
     data = tmp_path / "cluster"
-    c = start_up(data)
+    c = start_up(data, net=1)
     try:
         # a second image: the same busybox under another tag, imported with the CLI
         import shutil
@@ -99,3 +99,4 @@ def test_workloads_with_real_containers(tmp_path):
             c.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s", check=False)
             wait_for(lambda: no_pods_left(c), timeout=90, message="every pod gone")
         assert c.stop() == 0, c.log.read_text()
+        remove_bridge(c)

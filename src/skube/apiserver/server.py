@@ -46,7 +46,13 @@ def _peer_of(transport):
 
 
 class _PeerIdentityWebSocket(WebSocketsSansIOProtocol):
-    """The same for WebSocket upgrades (exec, attach)."""
+    """The same for WebSocket upgrades (exec, attach, port-forward)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # uvicorn negotiates the subprotocol through the ASGI accept message; the library's own
+        # strict parsing would refuse kubectl's `SPDY/3.1+portforward.k8s.io` with a 400
+        self.conn.process_subprotocol = lambda headers: None
 
     def connection_made(self, transport):  # type: ignore[override]
         super().connection_made(transport)

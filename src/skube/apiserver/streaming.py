@@ -1,6 +1,7 @@
-"""pods/exec and pods/attach over WebSocket: authenticate, authorize, then relay
-frames between the client and the kubelet API of the pod's node unchanged (the
-subprotocol, e.g. v5.channel.k8s.io, is negotiated end to end)."""
+"""pods/exec, pods/attach and pods/portforward over WebSocket: authenticate,
+authorize, then relay frames between the client and the kubelet API of the pod's
+node unchanged (the subprotocol, e.g. v5.channel.k8s.io or
+SPDY/3.1+portforward.k8s.io, is negotiated end to end)."""
 from __future__ import annotations
 
 import asyncio
@@ -31,11 +32,27 @@ async def _deny(send, err: errors.APIError) -> None:
 
 def _target(path: str) -> tuple[str, str, str]:
     parts = [p for p in path.split("/") if p]
-    # api v1 namespaces NS pods NAME exec|attach
+    # api v1 namespaces NS pods NAME exec|attach|portforward
     if len(parts) == 7 and parts[:3] == ["api", "v1", "namespaces"] and parts[4] == "pods" \
-            and parts[6] in ("exec", "attach"):
+            and parts[6] in ("exec", "attach", "portforward"):
         return parts[3], parts[5], parts[6]
     raise errors.APIError(404, "NotFound", "the server could not find the requested resource")
+
+
+def _ports(query: dict) -> list[str]:
+    """PodPortForwardOptions.ports: repeated and/or comma-separated `ports` values."""
+    out = []
+    for value in query.get("ports", []):
+        for p in value.split(","):
+            p = p.strip()
+            try:
+                n = int(p)
+            except ValueError:
+                raise errors.bad_request(f'unable to parse "{p}" as a port number') from None
+            if not 0 < n < 65536:
+                raise errors.bad_request(f"port {n} must be in the range 1-65535")
+            out.append(str(n))
+    return out
 
 
 async def handle(server, scope, receive, send) -> None:
@@ -53,8 +70,13 @@ async def handle(server, scope, receive, send) -> None:
             raise errors.not_found("pods", name)
         pod = rec.obj
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        container = proxy.log_container(pod, (query.get("container") or [None])[-1])
         node_name = (pod.get("spec") or {}).get("nodeName")
+        if what == "portforward":
+            ports = _ports(query)
+            if not node_name:
+                raise errors.bad_request(f"pod {name} does not have a host assigned")
+        else:
+            container = proxy.log_container(pod, (query.get("container") or [None])[-1])
         if not node_name or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             raise errors.bad_request(f"cannot {what} into a container in a completed or unscheduled pod; "
                                      f"current phase is {(pod.get('status') or {}).get('phase')}")
@@ -64,13 +86,18 @@ async def handle(server, scope, receive, send) -> None:
         host, port = proxy.kubelet_address(node.obj)
     except errors.APIError as e:
         return await _deny(send, e)
-    params = [("command", c) for c in query.get("command", [])]
-    for k, v in _KUBELET_PARAMS.items():
-        if query.get(k):
-            params.append((v, query[k][-1]))
     hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    url = (f"https://{hostport}/{what}/{quote(ns, safe='')}/{quote(name, safe='')}/"
-           f"{quote(container, safe='')}?{urlencode(params)}")
+    if what == "portforward":
+        # as upstream: the pod's ports go to the kubelet as repeated `port` parameters
+        url = (f"https://{hostport}/portForward/{quote(ns, safe='')}/{quote(name, safe='')}"
+               + (f"?{urlencode([('port', p) for p in ports])}" if ports else ""))
+    else:
+        params = [("command", c) for c in query.get("command", [])]
+        for k, v in _KUBELET_PARAMS.items():
+            if query.get(k):
+                params.append((v, query[k][-1]))
+        url = (f"https://{hostport}/{what}/{quote(ns, safe='')}/{quote(name, safe='')}/"
+               f"{quote(container, safe='')}?{urlencode(params)}")
     kc = proxy.kubelet_client(server)
     try:
         upstream = await kc.session().ws_connect(url, protocols=scope.get("subprotocols") or (),

@@ -65,8 +65,8 @@ class KubeletServer:
         for prefix in ("exec", "attach"):
             r.add_route("*", f"/{prefix}/{{namespace}}/{{pod}}/{{container}}", self.stream)
             r.add_route("*", f"/{prefix}/{{namespace}}/{{pod}}/{{uid}}/{{container}}", self.stream)
-        r.add_route("*", "/portForward/{namespace}/{pod}", self.unsupported)
-        r.add_route("*", "/portForward/{namespace}/{pod}/{uid}", self.unsupported)
+        r.add_route("*", "/portForward/{namespace}/{pod}", self.port_forward)
+        r.add_route("*", "/portForward/{namespace}/{pod}/{uid}", self.port_forward)
         self._runner: web.AppRunner | None = None
 
     @web.middleware
@@ -165,6 +165,15 @@ class KubeletServer:
         except Exception as e:  # noqa: BLE001 — the client must still learn why
             await streams.finish(None, f"error executing {command}: {e}")
         return ws
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """port-forward over WebSocket: SPDY/3.1 tunnelled (kubectl) or the channel protocol."""
+        from ..providers.base import Provider
+        from . import portforward
+        if getattr(type(self.provider), "port_forward") is getattr(Provider, "port_forward") or \
+                request.headers.get("Upgrade", "").lower() != "websocket":
+            return await self.unsupported(request)
+        return await portforward.handle(self, request)
 
     async def container_logs(self, request: web.Request) -> web.StreamResponse:
         q = request.query

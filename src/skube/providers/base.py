@@ -144,6 +144,15 @@ class Provider:
         raise NotSupported(f"the {self.name} provider does not support attach")
 
     async def port_forward(self, namespace: str, name: str, port: int, stream: Any) -> None:
+        """Carry one forwarded connection to ``port`` of the pod.
+
+        ``stream`` (skube.node.portforward.PortForwardStream) is the client's side:
+        ``await stream.read()`` gives the client's bytes (``b""`` once it has finished
+        sending: half-close the pod connection then), ``await stream.write(data)``
+        sends to the client, ``await stream.close()`` ends that direction. Return when
+        the pod side has closed (the kubelet then finishes both directions); raise
+        PodNotFound / BadRequest / NotSupported / OSError when the connection cannot be
+        made — the message is reported to the client on the connection's error stream."""
         raise NotSupported(f"the {self.name} provider does not support port-forward")
 
 

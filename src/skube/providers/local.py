@@ -575,6 +575,46 @@ class LocalProvider(Provider):
         handle = await self.exec_handle(namespace, name, container, command, tty=tty)
         return await run_exec_handle(handle, streams)
 
+    async def port_forward(self, namespace: str, name: str, port: int, stream: Any) -> None:
+        """A TCP connection from the host to the pod's IP (the host reaches the pod
+        bridge), pumped to and from the kubelet's port-forward stream."""
+        inst = self._inst(namespace, name)
+        if inst is None or inst.deleting:
+            raise PodNotFound(f"pod {namespace}/{name} is not running on this node")
+        ip = inst.sandbox.ip if inst.sandbox else ""
+        if not ip:
+            raise BadRequest(f"pod {namespace}/{name} has no IP address yet")
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(ip, port), 10)
+        except asyncio.TimeoutError:
+            raise BadRequest(f"failed to connect to {ip}:{port} inside pod {namespace}/{name}: "
+                             f"timed out") from None
+        except OSError as e:
+            raise BadRequest(f"failed to connect to {ip}:{port} inside pod {namespace}/{name}: "
+                             f"{(os.strerror(e.errno) if e.errno else str(e)).lower()}") from None
+
+        async def to_pod():
+            while chunk := await stream.read():
+                writer.write(chunk)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+
+        up = asyncio.ensure_future(to_pod())
+        try:
+            while chunk := await reader.read(65536):
+                await stream.write(chunk)
+        except ConnectionError:
+            pass
+        finally:
+            up.cancel()
+            await asyncio.gather(up, return_exceptions=True)
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except Exception:  # noqa: BLE001 — already reset by the pod
+                pass
+
     async def stats(self) -> dict:
         now = time.time()
         ts = _rfc3339(now)

@@ -23,6 +23,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 from skube.runtime import cgroups, logs as logfmt
 from skube.runtime.oci import ConfigError, ContainerContext, Mount, build_spec, check_supported, qos_class
+from skube.runtime.probes import READINESS, STARTUP, PodProber
 from skube.runtime.runc import ExecHandle, Runc, RuncError, pid_alive, wait_pid
 from skube.runtime.sandbox import oom_score_floor, NetworkConfig, SandboxManager, SandboxState
 
@@ -102,6 +103,7 @@ class ContainerRecord:
     exit_code: int | None = None
     last_state: dict | None = None
     log_path: str = ""
+    probe_kill: str = ""               # set when a liveness/startup probe failure killed it
 
     def terminated_dict(self) -> dict:
         d = {"exitCode": self.exit_code, "reason": self.reason,
@@ -137,6 +139,7 @@ class Instance:
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._exits: dict[str, asyncio.Task] = {}
+        self.prober = PodProber(self, list(spec.get("containers") or []))
 
     # ---- persistence ------------------------------------------------------------------
 
@@ -191,9 +194,11 @@ class Instance:
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._supervise())
+        self.prober.start()
 
     async def detach(self) -> None:
         """Stop supervising (the containers keep running)."""
+        await self.prober.stop()
         for t in [self._task, *self._exits.values()]:
             if t and not t.done():
                 t.cancel()
@@ -277,6 +282,8 @@ class Instance:
     def _should_restart(self, rec: ContainerRecord) -> bool:
         if rec.init:
             return rec.exit_code != 0 and self.restart_policy != "Never"
+        if rec.probe_kill and self.restart_policy != "Never":
+            return True      # killed for a failed liveness/startup probe: restart whatever the code
         if self.restart_policy == "Always":
             return True
         if self.restart_policy == "OnFailure":
@@ -363,6 +370,7 @@ class Instance:
             if rec.state == "terminated":
                 rec.last_state = {"terminated": rec.terminated_dict()}
             rec.restart_count += 1
+        rec.probe_kill = ""
         attempt = rec.restart_count
         cid = f"{self.uid}-{rec.name}-{attempt}"
         cdir = self._container_dir(rec.name) / str(attempt)
@@ -423,6 +431,7 @@ class Instance:
         rec.state, rec.reason, rec.started_at = "running", "", time.time()
         self._watch(rec)
         self._changed()
+        self.prober.container_started(rec.name)
 
     async def _retry_later(self, rec: ContainerRecord) -> None:
         """A failed create is retried with the container's back-off (kubelet does the same)."""
@@ -463,6 +472,8 @@ class Instance:
             msg = tail[-2048:].decode(errors="replace")
         if msg:
             rec.message = msg
+        elif rec.probe_kill:
+            rec.message = rec.probe_kill
         try:
             await self.mgr.runc.delete(cid, force=True)
         except RuncError:
@@ -478,6 +489,7 @@ class Instance:
         """SIGTERM every running container, SIGKILL after ``grace`` seconds; then record."""
         self.deleting = True
         self.save()
+        await self.prober.stop()
         if self._task and not self._task.done():
             self._task.cancel()
             try:
@@ -511,6 +523,41 @@ class Instance:
         cgroups.remove(cgroups.pod_path(self.uid))
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    # ---- probes (see skube.runtime.probes) ----------------------------------------------
+
+    def pod_ip(self) -> str:
+        return self.sandbox.ip if self.sandbox else ""
+
+    def probe_runc(self) -> Runc:
+        return self.mgr.runc
+
+    def probe_result_changed(self, name: str, kind: str, result: str) -> None:
+        if kind in (READINESS, STARTUP) and not self.deleting:
+            self._changed()
+
+    async def kill_for_probe(self, name: str, kind: str, cid: str, grace: float | None) -> None:
+        """A liveness/startup probe failed: kill the container (the probe's grace, else the
+        pod's); the supervisor then restarts it per restartPolicy, with its back-off."""
+        rec = self.records.get(name)
+        if rec is None or rec.cid != cid or rec.state != "running" or self.deleting:
+            return
+        msg = f"Container {name} failed {kind} probe"
+        if self.restart_policy != "Never":
+            msg += ", will be restarted"
+        log.info("pod %s: %s", self.uid, msg)
+        rec.probe_kill = msg
+        self.save()
+        if grace is None:
+            grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+        if not self._monitor_alive(rec):
+            return
+        if grace and grace > 0:
+            await self.mgr.runc.kill(cid, signal.SIGTERM)
+            if await wait_pid(rec.monitor_pid, grace):
+                return
+        if rec.cid == cid and self._monitor_alive(rec):
+            await self.mgr.runc.kill(cid, signal.SIGKILL, all=True)
+
     # ---- status -----------------------------------------------------------------------
 
     def _container_status(self, rec: ContainerRecord) -> dict:
@@ -523,9 +570,12 @@ class Instance:
             if rec.message:
                 w["message"] = rec.message
             state = {"waiting": w}
+        cp = None if rec.init else self.prober.get(rec.name)
+        started = cp.started(rec) if cp else rec.state == "running"
+        ready = (cp.ready(rec) if cp else rec.state == "running") and not rec.init
         st = {"name": rec.name, "state": state, "lastState": rec.last_state or {},
-              "ready": rec.state == "running" and not rec.init, "restartCount": rec.restart_count,
-              "image": rec.image, "imageID": rec.image_id, "started": rec.state == "running"}
+              "ready": ready, "restartCount": rec.restart_count,
+              "image": rec.image, "imageID": rec.image_id, "started": started}
         if rec.cid and rec.state != "waiting":
             st["containerID"] = f"runc://{rec.cid}"
         elif rec.last_state and rec.last_state.get("terminated", {}).get("containerID"):
@@ -536,7 +586,8 @@ class Instance:
         """The pod status as the kubelet reports it."""
         inits = [r for r in self.records.values() if r.init]
         apps = [r for r in self.records.values() if not r.init]
-        ready = bool(apps) and all(r.state == "running" for r in apps)
+        statuses = [self._container_status(r) for r in apps]
+        ready = bool(apps) and all(cs["ready"] for cs in statuses)
         now = rfc3339(time.time())
 
         def cond(t, ok, reason=None):
@@ -552,7 +603,7 @@ class Instance:
                   cond("Initialized", initialized, "ContainersNotInitialized"),
                   cond("Ready", ready and initialized, "ContainersNotReady"),
                   cond("ContainersReady", ready and initialized, "ContainersNotReady")],
-              "containerStatuses": [self._container_status(r) for r in apps],
+              "containerStatuses": statuses,
               "qosClass": qos_class(self.pod)}
         if inits:
             st["initContainerStatuses"] = [self._container_status(r) for r in inits]
