@@ -17,11 +17,10 @@ import asyncio
 import datetime as dt
 import logging
 import random
-import socket
-import time
 from collections import deque
 
 from ..client import ApiError, Client, Informer, load_kubeconfig, resource
+from ..client.events import EventRecorder
 from .cache import PodInfo, SchedulerCache, is_terminal
 from .plugins import (NAMESPACE_CHANGE, NODE_ADD, NODE_DELETE, NODE_UPDATE, POD_ADD, POD_DELETE,
                       POD_UPDATE, UNSCHEDULABLE_AND_UNRESOLVABLE, Plugin, Status, default_plugins)
@@ -33,11 +32,9 @@ DEFAULT_SCHEDULER_NAME = "default-scheduler"
 NODES = resource("v1", "nodes", namespaced=False, kind="Node")
 PODS = resource("v1", "pods", kind="Pod")
 NAMESPACES = resource("v1", "namespaces", namespaced=False, kind="Namespace")
-EVENTS = resource("v1", "events", kind="Event")
 NO_NODES = "no nodes available to schedule pods"
 PREEMPTION_NOT_HELPFUL = "Preemption is not helpful for scheduling"
 NO_VICTIMS = "No preemption victims found for incoming pod"
-EVENT_CACHE_SIZE = 4096
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
 METRIC_WINDOW = 100_000
@@ -84,90 +81,6 @@ class FitError(Exception):
         return f"{msg} preemption: 0/{self.num_nodes} nodes are available: {_histogram(post)}."
 
 
-# ---- events -----------------------------------------------------------------------------
-
-
-class EventRecorder:
-    """Core v1 Events, aggregated as client-go's correlator does: the same event for the
-    same object again patches ``count`` and ``lastTimestamp`` of the first one.
-    Sending happens in the background (a few workers; one object's events in order)."""
-
-    def __init__(self, client: Client, component: str, workers: int = 4):
-        self.client = client
-        self.component = component
-        self.instance = f"{component}-{socket.gethostname()}"
-        self._queues = [asyncio.Queue() for _ in range(workers)]
-        self._tasks: list[asyncio.Task] = []
-        self._seen: dict[tuple, list] = {}          # key -> [namespace, name, count]
-
-    def start(self) -> None:
-        if not self._tasks:
-            self._tasks = [asyncio.create_task(self._worker(q), name=f"events {i}")
-                           for i, q in enumerate(self._queues)]
-
-    async def stop(self, drain: float = 2.0) -> None:
-        if drain:
-            try:
-                await asyncio.wait_for(asyncio.gather(*(q.join() for q in self._queues)), drain)
-            except asyncio.TimeoutError:
-                pass
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-
-    def event(self, obj: dict, etype: str, reason: str, message: str, action: str = "") -> None:
-        meta = obj.get("metadata") or {}
-        key = (meta.get("namespace"), meta.get("uid"), etype, reason, message)
-        q = self._queues[hash(key[1]) % len(self._queues)]
-        q.put_nowait((obj, etype, reason, message, action, _now()))
-
-    async def _worker(self, q: asyncio.Queue) -> None:
-        while True:
-            item = await q.get()
-            try:
-                await self._send(*item)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # noqa: BLE001 - events are best effort
-                log.debug("event not recorded: %s", e)
-            finally:
-                q.task_done()
-
-    async def _send(self, obj, etype, reason, message, action, ts) -> None:
-        meta = obj.get("metadata") or {}
-        ns = meta.get("namespace") or "default"
-        key = (ns, meta.get("uid"), etype, reason, message)
-        seen = self._seen.get(key)
-        if seen is not None:
-            seen[2] += 1
-            try:
-                await self.client.patch(EVENTS, seen[1], {"count": seen[2], "lastTimestamp": ts},
-                                        ns, patch_type="merge")
-                return
-            except ApiError as e:
-                if not e.not_found:
-                    raise
-                self._seen.pop(key, None)
-        name = f"{meta.get('name')}.{time.time_ns():x}"
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": name, "namespace": ns},
-            "involvedObject": {"apiVersion": obj.get("apiVersion") or "v1", "kind": obj.get("kind") or "Pod",
-                               "name": meta.get("name"), "namespace": ns, "uid": meta.get("uid"),
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "type": etype,
-            "source": {"component": self.component},
-            "firstTimestamp": ts, "lastTimestamp": ts, "count": 1,
-            "reportingComponent": self.component, "reportingInstance": self.instance,
-            "action": action or None,
-        }
-        await self.client.create(EVENTS, body, ns)
-        if len(self._seen) >= EVENT_CACHE_SIZE:
-            self._seen.pop(next(iter(self._seen)))
-        self._seen[key] = [ns, name, 1]
-
-
 # ---- the scheduler ----------------------------------------------------------------------
 
 
@@ -190,7 +103,7 @@ class Scheduler:
         self._events_of["NoNodes"] = frozenset({NODE_ADD})
         self.cache = SchedulerCache()
         self.queue = queue or SchedulingQueue()
-        self.recorder = EventRecorder(client, name)
+        self.recorder = EventRecorder(client, name, workers=4, default_kind="Pod", default_api_version="v1")
         self.record_scheduled_events = record_scheduled_events
         self.bind_concurrency = bind_concurrency
         self.random = random.Random(seed)
