@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.node.conftest import Node
 from tests.conftest import Cluster, free_port, start_apiserver, wait_for
 from tests.runtime.conftest import BUSYBOX, REGISTRY_BIN, build_image, busybox_tar, push_image, start_registry
 
@@ -29,36 +29,16 @@ needs_host = pytest.mark.skipif(
 
 
 @dataclass
-class LocalNode:
-    """A `skube virtual-node --provider local` subprocess."""
-    proc: subprocess.Popen
-    data_dir: Path
-    kubelet_port: int
-    log: Path
-
-    def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"node did not stop within {timeout}s")
-        return self.proc.returncode
-
-
-@dataclass
 class Env:
     cluster: Cluster
     registry: str          # host:port
     image: str             # the busybox image reference in it
     node_dir: Path
     bridge: str
-    node: LocalNode | None = None
+    node: Node | None = None
     config: Path | None = None
 
-    def start_node(self, timeout: float = 60) -> LocalNode:
+    def start_node(self, timeout: float = 60) -> Node:
         port = free_port()
         log = self.node_dir / f"node-{int(time.time() * 1000)}.log"
         args = [sys.executable, "-m", "skube.cli_node", "--kubeconfig", str(self.cluster.kubeconfig),
@@ -70,7 +50,7 @@ class Env:
         wait_for(lambda: proc.poll() is not None or "ready" in log.read_text(), timeout=timeout,
                  message="virtual node ready")
         assert proc.poll() is None, log.read_text()
-        self.node = LocalNode(proc, self.node_dir, port, log)
+        self.node = Node(NODE, proc, self.node_dir, port, log)
         return self.node
 
     def push(self, tag: str) -> str:

@@ -28,7 +28,7 @@ class Node:
     kubelet_port: int
     log: Path
 
-    def stop(self, sig=signal.SIGTERM, timeout: float = 20) -> int:
+    def stop(self, sig=signal.SIGTERM, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
