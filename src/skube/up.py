@@ -52,8 +52,15 @@ async def run_up(cfg: UpConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    from .network.agent import run_network_agent
+    from .network.config import ClusterNetwork
+    net = ClusterNetwork.from_doc(cfg.provider_config.get("network"))
+    provider_config = {**cfg.provider_config,
+                       "network": {**(cfg.provider_config.get("network") or {}), **net.provider_network()}}
     server = RunningServer(ServerConfig(data_dir=cfg.data_dir, bind=cfg.bind, port=cfg.port,
-                                        controllers=(), serverless_default=True))
+                                        controllers=(), serverless_default=True,
+                                        service_cidr=net.service_cidr,
+                                        node_port_range=net.node_port_range))
     kubeconfig = cfg.data_dir / "kubeconfig"
     controllers = node = None
     try:
@@ -62,10 +69,12 @@ async def run_up(cfg: UpConfig) -> None:
         tasks = [run_controllers(str(kubeconfig), list(DEFAULT_CONTROLLERS), stop=stop)]
         if "scheduler" not in CONTROLLERS:
             tasks.append(run_scheduler(str(kubeconfig), stop=stop))
+        if cfg.provider == "local":     # the host's pod network: service proxy, DNS, policy
+            tasks.append(run_network_agent(str(kubeconfig), net, stop))
         controllers = asyncio.ensure_future(asyncio.gather(*tasks))
         node = VirtualNode(AgentConfig(
             name=NODE_NAME, kubeconfig=str(kubeconfig), provider=cfg.provider,
-            provider_config=cfg.provider_config, kubelet_port=cfg.kubelet_port,
+            provider_config=provider_config, kubelet_port=cfg.kubelet_port,
             data_dir=cfg.data_dir / "nodes" / NODE_NAME, cluster_data_dir=cfg.data_dir))
         await node.start()
         print(f"skube cluster ready at {server.cfg.url}: API server, controllers "

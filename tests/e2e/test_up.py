@@ -21,7 +21,8 @@ def start_up(data_dir: Path, port: int | None = None, timeout: float = 90, *, ne
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     k = net * 8 + (int(worker[2:]) if worker[2:].isdigit() else 0)
     config = data_dir / "provider.yaml"
-    config.write_text(f"network:\n  cidr: 10.{160 + k}.0.0/24\n  bridge: skup{k}\n  name: skup{k}\n")
+    config.write_text(f"network:\n  cidr: 10.{160 + k}.0.0/24\n  bridge: skup{k}\n  name: skup{k}\n"
+                      f"  serviceCIDR: 10.{160 + k}.1.0/24\n  nodePortRange: {30000 + 100 * k}-{30099 + 100 * k}\n")
     log = data_dir / f"up-{port}-{int(time.time() * 1000)}.log"
     proc = subprocess.Popen([str(BIN / "skube"), "up", "--data-dir", str(data_dir), "--port", str(port),
                              "--kubelet-port", "0", "--provider-config", str(config)],

@@ -76,6 +76,9 @@ class ServerConfig:
     controllers: tuple[str, ...] = ("garbagecollector", "namespace")
     # serverless admission when DATA_DIR/config.yaml says nothing (skube up: on)
     serverless_default: bool = False
+    # Service ClusterIPs and node ports are allocated from these (skube.network.config)
+    service_cidr: str = "10.43.0.0/16"
+    node_port_range: tuple[int, int] = (30000, 32767)
 
     def cluster_config(self) -> dict:
         """DATA_DIR/config.yaml, the cluster's own settings (empty when absent)."""
@@ -135,7 +138,8 @@ class RunningServer:
                                                      default=cfg.serverless_default)
         self.app = APIServer(self.store, Authenticator(), external_url=cfg.url,
                              signer=TokenSigner(pki.dir), serverless=serverless,
-                             data_dir=cfg.data_dir)
+                             data_dir=cfg.data_dir, service_cidr=cfg.service_cidr,
+                             node_port_range=cfg.node_port_range)
         await self.app.start()
         ucfg = uvicorn.Config(
             self.app, host=cfg.bind, port=cfg.port, http=_PeerIdentityProtocol, loop="none",

@@ -22,7 +22,9 @@ re-adopts them from the runtime's state directory.
 Config (YAML, ``--provider-config``), every key optional::
 
     network: {cidr: 10.42.0.0/16, bridge: skube0, name: skube, defaultRoute: false,
-              clusterDNS: [], clusterDomain: cluster.local, mtu: null}
+              clusterDNS: [], clusterDomain: cluster.local, mtu: null,
+              serviceCIDR: "",              # routed via the bridge when there is no default route
+              rangeStart: "", rangeEnd: ""} # this node's slice of the CIDR (several nodes, one bridge)
     imageDir: /path/to/images        # default: the cluster's images/ (or <node data dir>/images)
     insecureRegistries: [127.0.0.1, localhost]
     rootfsMode: auto                 # overlay | copy
@@ -179,7 +181,9 @@ class LocalProvider(Provider):
             bridge=net.get("bridge", "skube0"), name=net.get("name", "skube"),
             default_route=bool(net.get("defaultRoute", False)), mtu=net.get("mtu"),
             cluster_dns=list(net.get("clusterDNS") or []),
-            cluster_domain=net.get("clusterDomain", "cluster.local"))
+            cluster_domain=net.get("clusterDomain", "cluster.local"),
+            service_cidr=net.get("serviceCIDR", ""),
+            range_start=net.get("rangeStart", ""), range_end=net.get("rangeEnd", ""))
         image_dir = doc.get("imageDir") or doc.get("image_dir") or full.get("image_dir") or full.get("imageDir")
         if image_dir:
             image_dir = Path(image_dir).expanduser().resolve()

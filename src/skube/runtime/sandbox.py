@@ -48,6 +48,9 @@ class NetworkConfig:
     mtu: int | None = None
     cluster_dns: list[str] = field(default_factory=list)
     cluster_domain: str = "cluster.local"
+    service_cidr: str = ""          # routed through the bridge when there is no default route
+    range_start: str = ""           # this node's slice of the shared CIDR (host-local rangeStart)
+    range_end: str = ""             # … and rangeEnd; empty: the whole CIDR
     host_resolv_conf: str = "/etc/resolv.conf"
     shm_size: str = "64m"
 
@@ -190,8 +193,11 @@ class SandboxManager:
 
     def _bridge_conf(self) -> dict:
         n = self.net
-        ipam: dict = {"type": "host-local", "ranges": [[{"subnet": n.cidr}]],
-                      "dataDir": str(self.ipam_dir)}
+        rng = {"subnet": n.cidr}
+        rng.update({k: v for k, v in (("rangeStart", n.range_start), ("rangeEnd", n.range_end)) if v})
+        ipam: dict = {"type": "host-local", "ranges": [[rng]], "dataDir": str(self.ipam_dir)}
+        if n.service_cidr and not n.default_route:
+            ipam["routes"] = [{"dst": n.service_cidr}]
         conf = {"cniVersion": "1.0.0", "name": n.name, "type": "bridge", "bridge": n.bridge,
                 "isGateway": True, "isDefaultGateway": bool(n.default_route),
                 "ipMasq": bool(n.default_route), "hairpinMode": True, "ipam": ipam}
