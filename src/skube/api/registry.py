@@ -110,14 +110,23 @@ BUILTIN: tuple[ResourceInfo, ...] = (
     _r("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
     _r("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",), sub=("status",)),
     _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
        ("crd", "crds"), sub=("status",)),
+    # answered, never stored (apiserver/reviews.py, apiserver/metrics.py)
+    _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+       verbs=("create",)),
+    _r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, verbs=("get", "list")),
+    _r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list")),
 )
 
 # Group preference order as upstream lists them in /apis.
-GROUP_ORDER = ("apps", "events.k8s.io", "batch", "coordination.k8s.io", "discovery.k8s.io",
-               "rbac.authorization.k8s.io", "policy", "apiextensions.k8s.io")
+GROUP_ORDER = ("apps", "events.k8s.io", "batch", "networking.k8s.io", "coordination.k8s.io",
+               "discovery.k8s.io", "rbac.authorization.k8s.io", "policy", "apiextensions.k8s.io",
+               "authentication.k8s.io", "authorization.k8s.io", "metrics.k8s.io")
 
 
 class Registry:

@@ -640,6 +640,10 @@ def _print_lease(obj: dict, now: datetime) -> Row:
     return [_name(obj), _s(_d(obj, "spec").get("holderIdentity")), _age(obj, now)], None
 
 
+def _print_network_policy(obj: dict, now: datetime) -> Row:
+    return [_name(obj), format_label_selector(_d(obj, "spec").get("podSelector")), _age(obj, now)], None
+
+
 def _print_pdb(obj: dict, now: datetime) -> Row:
     spec = _d(obj, "spec")
     min_av = spec.get("minAvailable")
@@ -835,6 +839,12 @@ _PRINTERS: dict[tuple[str, str], tuple[tuple[Column, ...], Printer]] = {
                              _print_serviceaccount),
     ("coordination.k8s.io", "Lease"): ((_NAME, _c("Holder", desc="Identity of the holder."),
                                         _AGE), _print_lease),
+    ("networking.k8s.io", "NetworkPolicy"): ((
+        _NAME,
+        _c("Pod-Selector", desc="A label selector to select which pods this network policy "
+                                "applies to. An empty selector selects all pods in the namespace."),
+        _AGE,
+    ), _print_network_policy),
     ("policy", "PodDisruptionBudget"): ((
         _NAME,
         _c("Min Available", desc="The minimum number of pods that must be available."),

@@ -3,6 +3,7 @@ OpenAPI, health, and the REST verbs of every registered resource."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import ipaddress
 import logging
 import platform
@@ -10,13 +11,15 @@ import platform
 import orjson
 
 from .. import __version__
-from ..api import defaults, errors, openapi
+from ..api import defaults, errors, openapi, openapi_v2_proto
 from ..api.registry import Registry, ResourceInfo
-from . import crds, quota, subresources
+from . import crds, quota, serviceaccount_admission, subresources
 from .admission import ServerlessAdmission
 from .auth import Authenticator
+from .ipalloc import ServiceAllocator
 from .authz import (BOOTSTRAP_BINDINGS, BOOTSTRAP_CLUSTER_ROLES, Attributes, RBACAuthorizer,
                     request_verb)
+from .objects import parse_time
 from .tokens import TokenSigner
 from .discovery import (aggregated, api_group, api_group_list, api_resource_list, api_versions,
                         wants_aggregated)
@@ -29,13 +32,23 @@ PUBLIC_PATHS = {"/healthz", "/livez", "/readyz", "/version", "/healthz/", "/live
 BOOTSTRAP_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
+def _deleted_a_minute_ago(obj: dict) -> bool:
+    """Deleted (awaiting removal) for longer than the JWT leeway: its tokens are invalid."""
+    ts = obj["metadata"].get("deletionTimestamp")
+    return bool(ts) and (dt.datetime.now(dt.timezone.utc) - parse_time(ts)).total_seconds() > 60
+
+
 class APIServer:
     """ASGI app. ``store`` is a skube.store.Store; ``authenticator`` checks identities."""
 
     def __init__(self, store, authenticator: Authenticator, *, external_url: str = "",
                  signer: TokenSigner | None = None, serverless: ServerlessAdmission | None = None,
-                 data_dir=None):
+                 data_dir=None, service_cidr: str = "10.43.0.0/16",
+                 node_port_range: tuple[int, int] = (30000, 32767),
+                 disabled_admission_plugins: tuple[str, ...] = ()):
         self.store = store
+        self.disabled_admission_plugins = frozenset(disabled_admission_plugins)
+        self.service_alloc = ServiceAllocator(service_cidr, node_port_range)
         self.registry = Registry()
         self.auth = authenticator
         self.signer = signer
@@ -43,12 +56,16 @@ class APIServer:
             authenticator.verifier = self.service_account_identity
         self.authz = RBACAuthorizer(store)
         self.serverless = serverless or ServerlessAdmission()
+        self.quota_reservations = quota.Reservations()
+        self.quota_usage = quota.UsageMemo()
         self.data_dir = data_dir      # for the kubelet-client certificate of the log proxy
         self.external_url = external_url
         self.resources = Resources(self)
         self.subresources = subresources.Subresources(self)
         self.crds = crds.CRDManager(self)
         self.validators: dict = {"CustomResourceDefinition": self.crds.validate}
+        # resources answered, never stored: (group, plural) -> handler
+        self.virtual_resources = virtual_resources()
         self._streams: set[asyncio.Task] = set()
         self.ready = False
 
@@ -62,6 +79,7 @@ class APIServer:
                 obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
                 await self.resources.create_object(ns_info, obj, manager="skube-apiserver")
         await self._bootstrap_rbac()
+        self.service_alloc.rebuild(r.obj for r in self.store.list("/core/services/")[0])
         await self._bootstrap_kubernetes_service()
         self.crds.load()
         self.ready = True
@@ -132,12 +150,12 @@ class APIServer:
         k = claims.get("kubernetes.io") or {}
         ns, sa = k.get("namespace"), (k.get("serviceaccount") or {})
         rec = self.store.get(f"/core/serviceaccounts/{ns}/{sa.get('name')}")
-        if rec is None or rec.obj["metadata"].get("uid") != sa.get("uid"):
+        if rec is None or rec.obj["metadata"].get("uid") != sa.get("uid") or _deleted_a_minute_ago(rec.obj):
             return None
         pod = k.get("pod")
         if pod:
             prec = self.store.get(f"/core/pods/{ns}/{pod.get('name')}")
-            if prec is None or prec.obj["metadata"].get("uid") != pod.get("uid"):
+            if prec is None or prec.obj["metadata"].get("uid") != pod.get("uid") or _deleted_a_minute_ago(prec.obj):
                 return None
         return (f"system:serviceaccount:{ns}:{sa.get('name')}",
                 ["system:serviceaccounts", f"system:serviceaccounts:{ns}"])
@@ -154,9 +172,9 @@ class APIServer:
         elif info.kind == "Pod" and not info.group and old is None:
             # upstream's default admission: DefaultTolerationSeconds, ServiceAccount name
             defaults.default_toleration_seconds(obj)
-            spec = obj.setdefault("spec", {})
-            if not spec.get("serviceAccountName"):
-                spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
+            await serviceaccount_admission.admit_pod(
+                self.store, obj, enabled=serviceaccount_admission.PLUGIN_NAME not in self.disabled_admission_plugins)
+            spec = obj["spec"]
             spec.setdefault("serviceAccount", spec["serviceAccountName"])
             self.serverless.admit_pod(obj)
             ranges = [r.obj for r in self.store.list(f"/core/limitranges/{obj['metadata']['namespace']}/")[0]]
@@ -165,8 +183,15 @@ class APIServer:
         if old is None and info.namespaced:
             quotas = self._quotas(obj["metadata"].get("namespace"))
             if quotas:
-                quota.check_quotas(info, obj, [r.obj for r in quotas], self.store, self.registry)
+                quota.check_quotas(info, obj, [r.obj for r in quotas], self.store, self.registry,
+                                   self.quota_reservations, self.quota_usage)
         await self.subresources.admit(info, obj, old)
+
+    def create_finished(self, info: ResourceInfo, obj: dict) -> None:
+        """A create admitted by ``admit`` was stored or refused: drop its quota reservation."""
+        if info.namespaced:
+            m = obj.get("metadata") or {}
+            self.quota_reservations.release(m.get("namespace"), m.get("uid"))
 
     def _quotas(self, namespace: str | None) -> list:
         return self.store.list(f"/core/resourcequotas/{namespace}/")[0] if namespace else []
@@ -176,7 +201,7 @@ class APIServer:
         if not info.namespaced:
             return
         for rec in self._quotas(obj["metadata"].get("namespace")):
-            status = quota.quota_status(rec.obj, self.store, self.registry)
+            status = quota.quota_status(rec.obj, self.store, self.registry, self.quota_usage)
             if rec.obj.get("status") != status:
                 new = {**rec.obj, "status": status}
                 try:
@@ -185,12 +210,16 @@ class APIServer:
                     log.debug("quota status refresh raced", exc_info=True)
 
     async def after_write(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
+        if info.kind == "Service" and not info.group:
+            self.service_alloc.committed(obj)
         if info.kind == "CustomResourceDefinition":
             await self.crds.on_write(obj)
         elif old is None or info.kind in ("Pod", "ResourceQuota"):
             await self._refresh_quotas(info, obj)
 
     async def after_delete(self, info: ResourceInfo, obj: dict) -> None:
+        if info.kind == "Service" and not info.group:
+            self.service_alloc.released(obj)
         if info.kind == "CustomResourceDefinition":
             await self.crds.on_delete(obj)
         else:
@@ -327,10 +356,14 @@ class APIServer:
 
     async def openapi_route(self, req: Request, send, parts: list[str]) -> None:
         if parts == ["v2"]:
-            for media, _ in req.accepts():
-                if media in ("application/json", "*/*"):
-                    return await send_bytes(send, 200, openapi.v2_document(self.registry))
-            raise errors.not_acceptable("only application/json is served for /openapi/v2")
+            fmt = openapi_v2_proto.negotiate(req.accepts())
+            if fmt is None:
+                raise errors.not_acceptable("/openapi/v2 is served as application/json and "
+                                            f"{openapi_v2_proto.CONTENT_TYPE}")
+            doc = openapi_v2_proto.encoded(self.registry, openapi.v2_document(self.registry))
+            status, body, ctype, headers = openapi_v2_proto.response(
+                doc, fmt, req.headers.get("if-none-match", ""), req.headers.get("accept-encoding", ""))
+            return await send_bytes(send, status, body, ctype, headers)
         if parts == ["v3"]:
             return await send_json(send, 200, openapi.v3_index(self.registry))
         if len(parts) >= 2 and parts[0] == "v3":
@@ -379,6 +412,8 @@ class APIServer:
             user=req.user, groups=req.groups,
             verb=request_verb(m, name is not None, watch_prefix or req.flag("watch")),
             namespace=ns, api_group=group, resource=info.plural, subresource=sub, name=name or ""))
+        if (virtual := self.virtual_resources.get((group, info.plural))) is not None:
+            return await virtual(self, req, send, info, ns, name, sub, watch_prefix)
         if watch_prefix:
             if m != "GET" or sub:
                 raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
@@ -414,6 +449,19 @@ class APIServer:
     def _require_verb(self, info: ResourceInfo, verb: str) -> None:
         if verb not in info.verbs:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+
+def virtual_resources() -> dict:
+    """Handlers of the resources that are answered, never stored (reviews, metrics)."""
+    from . import metrics, reviews
+
+    async def review(server, req, send, info, ns, name, sub, watch):
+        if sub or watch:
+            raise server._path_not_found(req)
+        return await reviews.handle(server, req, send, info, ns, name)
+    out = {k: review for k in reviews.RESOURCES}
+    out.update({k: metrics.handle for k in metrics.RESOURCES})
+    return out
 
 
 def _arch() -> str:

@@ -465,18 +465,21 @@ class Resources:
         m["creationTimestamp"] = now_rfc3339()
         lifecycle.prepare_for_create(info, obj)
         self._default(info, obj, create=True)
-        await self.server.admit(info, obj, None)
-        self._validate(info, obj, None)
-        if not applied:
-            ssa.track_update(None, obj, manager=manager, group=info.group, version=info.version,
-                             kind=info.kind, schema=self._schema(info), now=now_rfc3339(),
-                             status_subresource=lifecycle.has_status_subresource(info))
-        if dry:
-            return obj
         try:
-            rec = await self.store.create(info.key(m.get("namespace"), m["name"]), stored(info, obj))
-        except KeyExistsError:
-            raise errors.already_exists(info.plural, m["name"], info.group) from None
+            await self.server.admit(info, obj, None)
+            self._validate(info, obj, None)
+            if not applied:
+                ssa.track_update(None, obj, manager=manager, group=info.group, version=info.version,
+                                 kind=info.kind, schema=self._schema(info), now=now_rfc3339(),
+                                 status_subresource=lifecycle.has_status_subresource(info))
+            if dry:
+                return obj
+            try:
+                rec = await self.store.create(info.key(m.get("namespace"), m["name"]), stored(info, obj))
+            except KeyExistsError:
+                raise errors.already_exists(info.plural, m["name"], info.group) from None
+        finally:
+            self.server.create_finished(info, obj)     # quota reservations end with the write
         await self.server.after_write(info, rec.obj, None)
         return shown(info, rec.obj) if view_of(info) else rec
 

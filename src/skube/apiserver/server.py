@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -73,12 +74,16 @@ class ServerConfig:
     keep_revisions: int = 1000
     extra_sans: tuple[str, ...] = field(default_factory=tuple)
     # controllers run beside the server, through the API like any client
-    controllers: tuple[str, ...] = ("garbagecollector", "namespace")
+    controllers: tuple[str, ...] = ("garbagecollector", "namespace", "serviceaccount", "root-ca-cert-publisher")
     # serverless admission when DATA_DIR/config.yaml says nothing (skube up: on)
     serverless_default: bool = False
+    # the default elastic scheduling policy (skube up --policy), over DATA_DIR/config.yaml's
+    serverless_policy: str | None = None
     # Service ClusterIPs and node ports are allocated from these (skube.network.config)
     service_cidr: str = "10.43.0.0/16"
     node_port_range: tuple[int, int] = (30000, 32767)
+    # admission plugins turned off (kube-apiserver's --disable-admission-plugins)
+    disabled_admission_plugins: tuple[str, ...] = ()
 
     def cluster_config(self) -> dict:
         """DATA_DIR/config.yaml, the cluster's own settings (empty when absent)."""
@@ -104,7 +109,7 @@ def prepare_pki(cfg: ServerConfig) -> tuple[PKI, object, object]:
     pki = PKI(cfg.data_dir)
     pki.ensure_ca()
     hosts = ("localhost", "127.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local", "10.43.0.1")
+             "kubernetes.default.svc.cluster.local", str(ipaddress.ip_network(cfg.service_cidr)[1]))
     if cfg.bind not in ("0.0.0.0", "::", ""):
         hosts += (cfg.bind,)
     hosts += cfg.extra_sans
@@ -135,11 +140,13 @@ class RunningServer:
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         serverless = ServerlessAdmission.from_config(cfg.cluster_config().get("serverless"),
-                                                     default=cfg.serverless_default)
+                                                     default=cfg.serverless_default,
+                                                     policy=cfg.serverless_policy)
         self.app = APIServer(self.store, Authenticator(), external_url=cfg.url,
                              signer=TokenSigner(pki.dir), serverless=serverless,
                              data_dir=cfg.data_dir, service_cidr=cfg.service_cidr,
-                             node_port_range=cfg.node_port_range)
+                             node_port_range=cfg.node_port_range,
+                             disabled_admission_plugins=cfg.disabled_admission_plugins)
         await self.app.start()
         ucfg = uvicorn.Config(
             self.app, host=cfg.bind, port=cfg.port, http=_PeerIdentityProtocol, loop="none",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import struct
 
@@ -32,10 +33,11 @@ log = logging.getLogger("skube.network.dns")
 SERVICES = resource("v1", "services", kind="Service")
 ENDPOINTSLICES = resource("discovery.k8s.io/v1", "endpointslices", kind="EndpointSlice")
 DNS_PORT = 53
-MANAGED_BY = "skube.io/cluster-dns"     # our EndpointSlice's managed-by (not the slice controller's)
+MANAGED_BY = "skube-cluster-dns"       # our EndpointSlice's managed-by (not the slice controller's)
 UPSTREAM_TIMEOUT = 2.0
 TCP_IDLE_TIMEOUT = 10.0
 MAX_CNAME_CHAIN = 8
+CACHE_SIZE = 10000              # rendered answers kept until the zone changes
 
 
 class DNSServer:
@@ -44,6 +46,9 @@ class DNSServer:
     def __init__(self, zone: ClusterZone, upstreams: list[str] | None = None):
         self.zone = zone
         self.upstreams = [_host_port(u) for u in upstreams or []]
+        # answers of the zone as it is now, by the query's bytes after its id (and transport)
+        self._cache: dict[tuple[bytes, bool], bytes] = {}
+        self._cache_serial = zone.serial
 
     def answer_local(self, query: dns.message.Message) -> dns.message.Message | None:
         """The response when the cluster zone (or an error) answers it; None to forward."""
@@ -66,16 +71,28 @@ class DNSServer:
     def respond_now(self, wire: bytes, *, tcp: bool) -> tuple[bytes | None, dns.message.Message | None]:
         """Answer without waiting when the cluster zone can: (response bytes, None); a query
         that needs an upstream comes back as (None, query); (None, None) drops the packet."""
+        if self._cache_serial != self.zone.serial:
+            self._cache.clear()
+            self._cache_serial = self.zone.serial
+        cached = self._cache.get((wire[2:], tcp))
+        if cached is not None:
+            return wire[:2] + cached, None
         try:
             query = dns.message.from_wire(wire)
         except dns.message.ShortHeader:
             return None, None
         except Exception:  # noqa: BLE001 - any undecodable message gets FORMERR
             return _formerr(wire), None
+        if query.flags & dns.flags.QR:          # a response, not a question: never answer it
+            return None, None
         resp = self.answer_local(query)
         if resp is None or (self.upstreams and resp.answer and resp.answer[-1].rdtype == CNAME):
             return None, query
-        return _render(query, resp, tcp), None
+        out = _render(query, resp, tcp)
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[(wire[2:], tcp)] = out[2:]
+        return out, None
 
     async def respond(self, wire: bytes, *, tcp: bool) -> bytes | None:
         """The wire response to one wire query (None: not a DNS message, drop it)."""
@@ -215,13 +232,13 @@ class Listener:
         loop = asyncio.get_running_loop()
         self.udp, _ = await loop.create_datagram_endpoint(lambda: _UDPProtocol(self.server),
                                                           local_addr=(self.host, self.port))
+        self.port = self.udp.get_extra_info("sockname")[1]      # port 0: TCP takes the same one
         try:
             self.tcp = await asyncio.start_server(lambda r, w: _serve_tcp_client(self.server, r, w),
                                                   self.host, self.port, reuse_address=True)
         except BaseException:
             self.udp.close()
             raise
-        self.port = self.udp.get_extra_info("sockname")[1]
         return self
 
     async def close(self) -> None:
@@ -232,23 +249,31 @@ class Listener:
             await self.tcp.wait_closed()
 
 
-async def _ip(*argv: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec("ip", *argv, stdout=asyncio.subprocess.DEVNULL,
+async def _ip(*argv: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec("ip", *argv, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    return proc.returncode, err.decode(errors="replace").strip()
+    out, err = await proc.communicate()
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace").strip()
 
 
 async def ensure_bridge(net: ClusterNetwork) -> None:
     """The pod network's bridge, up, with the gateway address (as the CNI bridge plugin
-    with isGateway leaves it, and accepts when it exists), so the server can bind there."""
+    with isGateway leaves it, and accepts when it exists), so the server can bind there.
+    Safe to race with the CNI plugin creating the same bridge."""
     prefix = ipaddress.ip_network(net.pod_cidr).prefixlen
-    for argv in (("link", "add", net.bridge, "type", "bridge"),
-                 ("addr", "add", f"{net.gateway_ip}/{prefix}", "dev", net.bridge),
-                 ("link", "set", net.bridge, "up")):
-        rc, err = await _ip(*argv)
-        if rc != 0 and "File exists" not in err:
-            raise RuntimeError(f"cluster DNS: ip {' '.join(argv)}: {err}")
+    rc, _, err = await _ip("link", "add", net.bridge, "type", "bridge")
+    if rc != 0 and "exists" not in err:
+        raise RuntimeError(f"cluster DNS: cannot create bridge {net.bridge}: {err}")
+    rc, out, err = await _ip("-j", "addr", "show", "dev", net.bridge)
+    have = {a.get("local") for link in (json.loads(out) if rc == 0 and out.strip() else [])
+            for a in link.get("addr_info") or []}
+    if net.gateway_ip not in have:
+        rc, _, err = await _ip("addr", "add", f"{net.gateway_ip}/{prefix}", "dev", net.bridge)
+        if rc != 0 and "exists" not in err and "already assigned" not in err:
+            raise RuntimeError(f"cluster DNS: cannot add {net.gateway_ip}/{prefix} to {net.bridge}: {err}")
+    rc, _, err = await _ip("link", "set", net.bridge, "up")
+    if rc != 0:
+        raise RuntimeError(f"cluster DNS: cannot bring {net.bridge} up: {err}")
 
 
 def kube_dns_objects(net: ClusterNetwork) -> tuple[dict, dict]:

@@ -8,6 +8,7 @@ No I/O: :class:`ClusterZone` holds the objects, :meth:`ClusterZone.resolve` answ
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,12 @@ def undashed(label: str) -> str | None:
         except ValueError:
             continue
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _rdata(rtype: int, text: str) -> dns.rdata.Rdata:
+    """Parsed record data (immutable, so shared between answers)."""
+    return dns.rdata.from_text(dns.rdataclass.IN, rtype, text)
 
 
 def _family(ip: str) -> int:
@@ -171,7 +178,8 @@ class ClusterZone:
                     idx.setdefault(str(ipaddress.ip_address(ip)), []).append(f"{name}.{ns}.svc")
                 if not ips and (svc.get("spec") or {}).get("type") != "ExternalName":
                     for ep in self.endpoints(ns, name):
-                        idx.setdefault(ep.ip, []).append(f"{ep.hostname}.{name}.{ns}.svc")
+                        idx.setdefault(str(ipaddress.ip_address(ep.ip)), []).append(
+                            f"{ep.hostname}.{name}.{ns}.svc")
             self._ptr = idx
         return self._ptr
 
@@ -301,7 +309,7 @@ class ClusterZone:
         return self._nodata()
 
     def _rrset(self, owner: dns.name.Name, rtype: int, values: list[str]) -> dns.rrset.RRset:
-        return dns.rrset.from_text_list(owner, self.ttl, dns.rdataclass.IN, rtype, values)
+        return dns.rrset.from_rdata_list(owner, self.ttl, [_rdata(rtype, v) for v in values])
 
     def _soa(self) -> dns.rrset.RRset:
         return self._rrset(self.origin, SOA, [

@@ -1,9 +1,10 @@
 """NetworkPolicy enforcement (networking.k8s.io/v1) for the pods of this host.
 
 Each pod's own network namespace (``/run/netns/skube-<uid>``) gets an iptables filter
-table: ingress rules in INPUT, egress rules in OUTPUT, keyed by pod IPs. Enforcing inside
-the pod works whatever ``br_netfilter`` says, and iptables-nft tables are per namespace,
-so one ``iptables-restore`` replaces exactly one pod's rules.
+table: ingress rules in INPUT, egress rules in OUTPUT, keyed by pod IPs (and, for egress,
+the ClusterIPs of Services with a backend a rule allows, since the pod sends to those).
+Enforcing inside the pod works whatever ``br_netfilter`` says, and iptables-nft tables are
+per namespace, so one ``iptables-restore`` replaces exactly one pod's rules.
 
 Semantics are upstream's: a pod is isolated for a direction only when a policy of its
 namespace selects it with that policyType; it then accepts what any rule of any selecting
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -99,12 +99,14 @@ class IPBlock:
 
 @dataclass
 class ClusterView:
-    """Policies, pods and namespace labels at one moment, plus the node's address on the
-    pod network (always allowed both ways)."""
+    """Policies, pods, namespace labels, Services and EndpointSlices at one moment, plus
+    the node's address on the pod network (always allowed both ways)."""
     policies: list[dict]
     pods: list[dict]
     namespaces: Mapping[str, Mapping[str, str]]
     host_ip: str
+    services: list[dict] = field(default_factory=list)
+    endpoint_slices: list[dict] = field(default_factory=list)
     _peer_cache: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +114,8 @@ class ClusterView:
         self.by_namespace: dict[str, list[dict]] = {}
         for p in self.addressed:
             self.by_namespace.setdefault(p["metadata"].get("namespace", "default"), []).append(p)
+        self.pod_by_ip = {pod_ip(p): p for p in self.addressed}
+        self.service_ports = _service_ports(self.services, self.endpoint_slices)
         self.policies_by_namespace: dict[str, list[dict]] = {}
         for pol in sorted(self.policies, key=lambda x: x["metadata"].get("name", "")):
             self.policies_by_namespace.setdefault(pol["metadata"].get("namespace", "default"), []).append(pol)
@@ -132,10 +136,13 @@ class ClusterView:
         blocks: list[IPBlock] = []
         if peer.get("ipBlock") is not None:
             b = peer["ipBlock"]
-            if b.get("cidr") and ":" not in b["cidr"]:
-                blocks.append(IPBlock(str(ipaddress.ip_network(b["cidr"], strict=False)),
-                                      tuple(str(ipaddress.ip_network(e, strict=False))
-                                            for e in b.get("except") or [] if ":" not in e)))
+            try:        # IPv4 only; validation keeps bad CIDRs out (a foreign server might not)
+                if b.get("cidr") and ":" not in b["cidr"]:
+                    blocks.append(IPBlock(str(ipaddress.ip_network(b["cidr"], strict=False)),
+                                          tuple(str(ipaddress.ip_network(e, strict=False))
+                                                for e in b.get("except") or [] if ":" not in e)))
+            except ValueError:
+                pass
         elif peer.get("podSelector") is not None or peer.get("namespaceSelector") is not None:
             pod_sel = _selector(peer.get("podSelector") or {})
             if peer.get("namespaceSelector") is not None:
@@ -147,6 +154,93 @@ class ClusterView:
                 ips.extend(pod_ip(p) for p in self.by_namespace.get(ns, ()) if pod_sel.matches(_labels(p)))
         self._peer_cache[key] = (ips, blocks)
         return ips, blocks
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One port of a ClusterIP Service and the backends (IP, target port) behind it."""
+    cluster_ips: tuple[str, ...]
+    protocol: str
+    port: int
+    backends: tuple[tuple[str, int], ...]
+
+
+def _service_ports(services: Iterable[dict], slices: Iterable[dict]) -> list[ServicePort]:
+    """Every port of every Service with a ClusterIP, with the EndpointSlice addresses and
+    target port (matched by port name and protocol) behind it; ports without backends are left out."""
+    by_service: dict[tuple[str, str], list[dict]] = {}
+    for sl in slices:
+        m = sl.get("metadata") or {}
+        name = (m.get("labels") or {}).get("kubernetes.io/service-name")
+        if name and sl.get("addressType") == "IPv4":
+            by_service.setdefault((m.get("namespace", "default"), name), []).append(sl)
+    out = []
+    for svc in services:
+        spec, m = svc.get("spec") or {}, svc.get("metadata") or {}
+        ips = tuple(ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")])
+                    if ip and ip != "None" and ":" not in ip)
+        if not ips:
+            continue
+        for sp in spec.get("ports") or []:
+            backends = set()
+            for sl in by_service.get((m.get("namespace", "default"), m.get("name")), ()):
+                target = next((p.get("port") for p in sl.get("ports") or []
+                               if (p.get("name") or "") == (sp.get("name") or "")
+                               and (p.get("protocol") or "TCP") == (sp.get("protocol") or "TCP")), None)
+                if target:
+                    backends.update((a, int(target)) for ep in sl.get("endpoints") or []
+                                    for a in ep.get("addresses") or [])
+            if backends and sp.get("port"):
+                out.append(ServicePort(ips, sp.get("protocol") or "TCP", int(sp["port"]), tuple(sorted(backends))))
+    return out
+
+
+def _peers_contain(view: ClusterView, policy: dict, peers: list, ip: str) -> bool:
+    """Is ``ip`` one of a rule's peers (no peers: everyone)?"""
+    if not peers:
+        return True
+    addr = ipaddress.ip_address(ip)
+    for peer in peers:
+        ips, blocks = view.peers(policy, peer)
+        if ip in ips:
+            return True
+        for b in blocks:
+            if addr in ipaddress.ip_network(b.cidr) and not any(addr in ipaddress.ip_network(e) for e in b.excepts):
+                return True
+    return False
+
+
+def _ports_allow(rule: dict, protocol: str, port: int, dest_pod: dict | None) -> bool:
+    """Do a rule's ports allow protocol/port on ``dest_pod`` (named ports need the pod)?"""
+    ports = rule.get("ports")
+    if not ports:
+        return True
+    for p in ports:
+        if (p.get("protocol") or "TCP") != protocol:
+            continue
+        want, end = p.get("port"), p.get("endPort")
+        if want is None:
+            return True
+        if isinstance(want, int) or str(want).isdigit():
+            if int(want) <= port <= max(int(want), int(end or want)):
+                return True
+        elif dest_pod is not None and named_ports(dest_pod).get((str(want), protocol)) == port:
+            return True
+    return False
+
+
+def _services_allowed(view: ClusterView, policy: dict, rule: dict) -> list[str]:
+    """``-d <ClusterIP>/32`` matches for the Service ports an egress rule allows: those with
+    a backend the rule allows (the pod sees the ClusterIP; the host translates it later)."""
+    out = []
+    peers = rule.get("to") or []
+    for sp in view.service_ports:
+        if any(_peers_contain(view, policy, peers, ip) and _ports_allow(rule, sp.protocol, port, view.pod_by_ip.get(ip))
+               for ip, port in sp.backends):
+            ipt = PROTOCOLS.get(sp.protocol)
+            if ipt:
+                out.extend(f"-d {cip}/32 -p {ipt} -m {ipt} --dport {sp.port}" for cip in sp.cluster_ips)
+    return out
 
 
 # ---- the generator -------------------------------------------------------------------------
@@ -210,6 +304,8 @@ def _direction(pod: dict, view: ClusterView, policies: list[dict], *, ingress: b
             comment = f'-m comment --comment "{name} {"ingress" if ingress else "egress"}[{i}]"'
             decls.append(f":{chain} - [0:0]")
             rules.extend(f"-A {chain} {m} -j ACCEPT".replace("  ", " ") for m in matches)
+            if not ingress and (rule.get("to") or rule.get("ports")):
+                rules.extend(f"-A {main} {m} {comment} -j ACCEPT" for m in _services_allowed(view, pol, rule))
             peers = rule.get("from" if ingress else "to") or []
             if not peers:
                 rules.append(f"-A {main} {comment} -j {chain}")
@@ -271,9 +367,10 @@ def _pod_fingerprint(pod: dict) -> tuple:
 
 
 class PolicyEnforcer:
-    """Informers on NetworkPolicies, Pods and Namespaces; on any relevant change (gathered
-    for :data:`DEBOUNCE`) recomputes every local pod's rules and runs one iptables-restore
-    per pod whose rules changed. Pods without a namespace under ``netns_dir`` are skipped."""
+    """Informers on NetworkPolicies, Pods, Namespaces, Services and EndpointSlices; on any
+    relevant change (gathered for :data:`DEBOUNCE`) recomputes every local pod's rules and
+    runs one iptables-restore per pod whose rules changed. Pods without a network namespace
+    under ``netns_dir`` (not on this host) are skipped."""
 
     def __init__(self, client, net: ClusterNetwork, *, netns_dir: Path = NETNS_DIR,
                  debounce: float = DEBOUNCE):
@@ -286,10 +383,13 @@ class PolicyEnforcer:
         self.pods = Informer(client, resource("v1", "pods", kind="Pod"), name="pods (network policy)")
         self.namespaces = Informer(client, resource("v1", "namespaces", namespaced=False, kind="Namespace"),
                                    name="namespaces (network policy)")
+        self.services = Informer(client, resource("v1", "services", kind="Service"), name="services (network policy)")
+        self.slices = Informer(client, resource("discovery.k8s.io/v1", "endpointslices", kind="EndpointSlice"),
+                               name="endpointslices (network policy)")
         self.applied: dict[str, str] = {}       # pod uid → the text last restored
         self.restores = 0                       # iptables-restore runs (for tests and stats)
         self._changed = asyncio.Event()
-        for inf in (self.policies, self.namespaces):
+        for inf in (self.policies, self.namespaces, self.services, self.slices):
             inf.add_handlers(self._touch, lambda old, new: self._touch(new), self._touch)
         self.pods.add_handlers(self._touch, self._pod_update, self._touch)
 
@@ -303,7 +403,7 @@ class PolicyEnforcer:
     def view(self) -> ClusterView:
         return ClusterView(self.policies.list(), self.pods.list(),
                            {n["metadata"]["name"]: _labels(n) for n in self.namespaces.list()},
-                           self.net.gateway_ip)
+                           self.net.gateway_ip, self.services.list(), self.slices.list())
 
     def _local(self, pod: dict) -> bool:
         return (self.netns_dir / f"skube-{pod['metadata'].get('uid')}").exists()
@@ -339,7 +439,7 @@ class PolicyEnforcer:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        informers = (self.policies, self.pods, self.namespaces)
+        informers = (self.policies, self.pods, self.namespaces, self.services, self.slices)
         for inf in informers:
             inf.start()
         try:

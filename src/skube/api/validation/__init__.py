@@ -12,7 +12,7 @@ from typing import Callable
 
 from .. import errors
 from ..registry import ResourceInfo
-from . import core, other, pod, service, workloads
+from . import core, networking, other, pod, service, workloads
 from ._field import Errs, dedupe, forbidden, invalid
 from .meta import object_meta, object_meta_update
 
@@ -125,6 +125,7 @@ RULES: dict[tuple[str, str], _Rules] = {
     ("rbac.authorization.k8s.io", "ClusterRole"): (_role(False), None, None),
     ("rbac.authorization.k8s.io", "RoleBinding"): (_binding(True), None, other.validate_role_binding_update),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): (_binding(False), None, other.validate_role_binding_update),
+    ("networking.k8s.io", "NetworkPolicy"): (networking.validate_network_policy, None, None),
     ("policy", "PodDisruptionBudget"): (other.validate_pdb, None, None),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): (other.validate_crd, None, other.validate_crd_update),
 }
