@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from .cli_pool import node_pool_option, resolve_pools
+
 DEFAULT_DATA_DIR = Path.home() / ".skube"
 
 
@@ -38,10 +40,13 @@ def main(verbose: int) -> None:
               help="Seconds between compactions of old revisions.")
 @click.option("--keep-revisions", default=1000, show_default=True, type=int,
               help="Revisions kept by compaction, at least.")
-@click.option("--controllers", default="garbagecollector,namespace", show_default=True,
+@click.option("--controllers", default="garbagecollector,namespace,serviceaccount,root-ca-cert-publisher",
+              show_default=True,
               help="Comma-separated controllers to run beside the server ('' for none).")
+@click.option("--disable-admission-plugins", default="", show_default=True,
+              help="Comma-separated admission plugins to turn off (ServiceAccount).")
 def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, keep_revisions: int,
-              controllers: str) -> None:
+              controllers: str, disable_admission_plugins: str) -> None:
     """Serve the Kubernetes API over HTTPS, stored in SQLite under DATA_DIR."""
     from .apiserver.server import ServerConfig, run_apiserver
     from .controllers import CONTROLLERS
@@ -52,8 +57,18 @@ def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, kee
                                  param_hint="--controllers")
     cfg = ServerConfig(data_dir=data_dir.expanduser().resolve(), bind=bind, port=port,
                        compact_interval=compact_interval, keep_revisions=keep_revisions,
-                       controllers=names)
+                       controllers=names, disabled_admission_plugins=_admission_plugins(disable_admission_plugins))
     _run(run_apiserver(cfg))
+
+
+def _admission_plugins(value: str) -> tuple[str, ...]:
+    from .apiserver.serviceaccount_admission import PLUGIN_NAME
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    unknown = [n for n in names if n != PLUGIN_NAME]
+    if unknown:
+        raise click.BadParameter(f"unknown admission plugins {unknown}; known: ['{PLUGIN_NAME}']",
+                                 param_hint="--disable-admission-plugins")
+    return names
 
 
 @main.command()
@@ -67,22 +82,38 @@ def apiserver(data_dir: Path, bind: str, port: int, compact_interval: float, kee
               help="Provider config (YAML).")
 @click.option("--kubelet-port", default=10250, show_default=True, type=int,
               help="HTTPS port of the virtual node's kubelet API (0: any free port).")
-def up(data_dir: Path, port: int, provider: str, provider_config: Path | None, kubelet_port: int) -> None:
+@click.option("--policy", type=click.Choice(["fair", "normalNodeOnly", "virtualNodeOnly", "normalNodePrefer",
+                                             "resourcePolicy"]),
+              help="Default elastic scheduling policy of every namespace (rules in DATA_DIR/config.yaml "
+                   "still apply first; see docs/scheduling.md).")
+@node_pool_option
+def up(data_dir: Path, port: int, provider: str, provider_config: Path | None, kubelet_port: int,
+       policy: str | None, node_pools: tuple[str, ...]) -> None:
     """Start a whole serverless cluster: API server, controllers, scheduler, virtual node."""
     import yaml
 
     from .up import UpConfig, run_up
     doc = yaml.safe_load(provider_config.read_text()) if provider_config else {}
+    data_dir = data_dir.expanduser().resolve()
+    from .apiserver.admission import check_cluster_config
+    try:
+        check_cluster_config(data_dir / "config.yaml", policy)
+    except (ValueError, yaml.YAMLError) as e:
+        raise click.BadParameter(str(e), param_hint="--policy / config.yaml serverless") from None
+    pools = resolve_pools(data_dir, node_pools, provider, (doc or {}).get("network"))
     _run(run_up(UpConfig(data_dir=data_dir.expanduser().resolve(), port=port, provider=provider,
-                         provider_config=doc or {}, kubelet_port=kubelet_port)),
+                         provider_config=doc or {}, kubelet_port=kubelet_port, policy=policy,
+                         node_pools=pools)),
          uvloop_ok=provider != "local")
 
 
 def _register() -> None:
     from .cli_bill import bill
+    from .cli_cost import cost
     from .cli_image import image
     from .cli_node import virtual_node
     main.add_command(bill)
+    main.add_command(cost)
     main.add_command(image)
     main.add_command(virtual_node)
 

@@ -26,6 +26,8 @@ class UpConfig:
     provider: str = "local"
     provider_config: dict = field(default_factory=dict)
     kubelet_port: int = 10250
+    policy: str | None = None      # default elastic scheduling policy (skube.scheduler.policies)
+    node_pools: list = field(default_factory=list)   # skube.autoscaler.PoolSpec (--node-pool)
 
 
 async def _builtin_image(cfg: UpConfig) -> str | None:
@@ -57,8 +59,13 @@ async def run_up(cfg: UpConfig) -> None:
     net = ClusterNetwork.from_doc(cfg.provider_config.get("network"))
     provider_config = {**cfg.provider_config,
                        "network": {**(cfg.provider_config.get("network") or {}), **net.provider_network()}}
+    from .autoscaler.slots import virtual_range     # node pools take the upper half of the CIDR
+    start, end = virtual_range(net.pod_cidr)
+    vn_config = {**provider_config, "network": {**provider_config["network"],
+                                                "rangeStart": start, "rangeEnd": end}}
     server = RunningServer(ServerConfig(data_dir=cfg.data_dir, bind=cfg.bind, port=cfg.port,
                                         controllers=(), serverless_default=True,
+                                        serverless_policy=cfg.policy,
                                         service_cidr=net.service_cidr,
                                         node_port_range=net.node_port_range))
     kubeconfig = cfg.data_dir / "kubeconfig"
@@ -71,15 +78,27 @@ async def run_up(cfg: UpConfig) -> None:
             tasks.append(run_scheduler(str(kubeconfig), stop=stop))
         if cfg.provider == "local":     # the host's pod network: service proxy, DNS, policy
             tasks.append(run_network_agent(str(kubeconfig), net, stop))
+        if cfg.node_pools:              # ordinary nodes: one agent process each, autoscaled
+            from .autoscaler.agents import AgentSettings
+            from .autoscaler.autoscaler import run_autoscaler
+            from .autoscaler.pools import agents_in_process, read_config
+            level = logging.getLogger().getEffectiveLevel()
+            tasks.append(run_autoscaler(cfg.node_pools, AgentSettings(
+                data_dir=cfg.data_dir, kubeconfig=kubeconfig, provider=cfg.provider,
+                provider_config=provider_config, pod_cidr=net.pod_cidr,
+                in_process=agents_in_process(read_config(cfg.data_dir)),
+                verbose=2 if level <= logging.DEBUG else 1 if level <= logging.INFO else 0), stop))
         controllers = asyncio.ensure_future(asyncio.gather(*tasks))
         node = VirtualNode(AgentConfig(
             name=NODE_NAME, kubeconfig=str(kubeconfig), provider=cfg.provider,
-            provider_config=provider_config, kubelet_port=cfg.kubelet_port,
+            provider_config=vn_config, kubelet_port=cfg.kubelet_port,
             data_dir=cfg.data_dir / "nodes" / NODE_NAME, cluster_data_dir=cfg.data_dir))
         await node.start()
         print(f"skube cluster ready at {server.cfg.url}: API server, controllers "
               f"({', '.join(DEFAULT_CONTROLLERS)}) and virtual node {NODE_NAME} "
-              f"(provider {cfg.provider})\n"
+              f"(provider {cfg.provider})" +
+              "".join(f", node pool {p.name} ({p.count}x{p.instance_type}, {p.min}-{p.max})"
+                      for p in cfg.node_pools) + "\n"
               f"  export KUBECONFIG={kubeconfig}\n"
               f"  kubectl get nodes" +
               (f"\n  offline image: {image} (kubectl run hello --image={image} -- sleep 3600)" if image else ""),

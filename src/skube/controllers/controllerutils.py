@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import logging
 import math
+import re
 import time
 from typing import Callable, Iterable
 
@@ -160,16 +161,22 @@ def available_in(pod: dict, min_ready_seconds: int, now: float | None = None) ->
 
 
 def restarts(pod: dict) -> int:
-    return sum(int(cs.get("restartCount") or 0)
-               for cs in (pod.get("status") or {}).get("containerStatuses") or ())
+    """The highest restart count of the pod's containers (upstream's maxContainerRestarts)."""
+    return max((int(cs.get("restartCount") or 0)
+                for cs in (pod.get("status") or {}).get("containerStatuses") or ()), default=0)
 
 
 def deletion_cost(pod: dict) -> int:
+    """``controller.kubernetes.io/pod-deletion-cost`` as upstream reads it: a decimal int32
+    without a plus sign or leading zeros; anything else counts as 0."""
     v = ((pod.get("metadata") or {}).get("annotations") or {}).get(DELETION_COST)
-    try:
-        return int(v) if v is not None else 0
-    except ValueError:
+    if not v or _DECIMAL.fullmatch(v) is None or (len(v) > 1 and v[0] == "0"):
         return 0
+    n = int(v)
+    return n if -2 ** 31 <= n < 2 ** 31 else 0
+
+
+_DECIMAL = re.compile(r"-?[0-9]+")
 
 
 _PHASE_RANK = {"Pending": 0, "Unknown": 1, "Running": 2}

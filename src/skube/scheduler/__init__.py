@@ -7,7 +7,7 @@
 
 Modules: :mod:`.queue` (active/backoff/unschedulable), :mod:`.cache` (node infos and
 pod indexes), :mod:`.plugins` (filter and score plugins), :mod:`.scheduler` (the loop,
-binding, failure reporting).
+binding, failure reporting), :mod:`.policies` (elastic scheduling policies: node tiers).
 """
 from .cache import NodeInfo, PodInfo, SchedulerCache
 from .plugins import Plugin, Status, default_plugins

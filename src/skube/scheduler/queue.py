@@ -19,6 +19,7 @@ import itertools
 import time
 from typing import Callable
 
+from ..clock import clock as workload_clock
 from .cache import PodInfo
 
 INITIAL_BACKOFF = 1.0
@@ -31,7 +32,7 @@ class QueuedPod:
     """A pod in (or popped from) the queue, with its scheduling history."""
 
     __slots__ = ("info", "timestamp", "initial_timestamp", "attempts", "unschedulable_plugins",
-                 "cycle", "backoff_expiry", "where", "popped_at")
+                 "cycle", "backoff_expiry", "where", "popped_at", "first_seen")
 
     def __init__(self, info: PodInfo, now: float):
         self.info = info
@@ -43,6 +44,7 @@ class QueuedPod:
         self.backoff_expiry = 0.0
         self.where = ""                   # "active" | "backoff" | "unschedulable" | "" (in flight)
         self.popped_at = 0.0
+        self.first_seen = workload_clock().monotonic()   # simulated time: how long it waits
 
     @property
     def key(self) -> str:
@@ -241,6 +243,15 @@ class SchedulingQueue:
             self._to_backoff(q)
         else:
             self._to_unschedulable(q)
+
+    def activate(self, key: str) -> bool:
+        """Retry an unschedulable pod now (e.g. its policy opened more nodes); False if it
+        is not waiting as unschedulable."""
+        q = self._unschedulable.get(key)
+        if q is None:
+            return False
+        self._requeue(q, self.clock())
+        return True
 
     def requeue_error(self, q: QueuedPod) -> None:
         """A popped pod hit an error (e.g. a failed binding): back off and retry."""

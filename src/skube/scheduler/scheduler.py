@@ -7,6 +7,8 @@ that node in the :class:`~skube.scheduler.cache.SchedulerCache` and binds it in 
 background (``POST pods/NAME/binding``). A pod no node fits gets the
 ``PodScheduled=False`` condition (reason Unschedulable, upstream's message) and a
 ``FailedScheduling`` Warning event, and waits in the queue for a cluster change.
+The pod's elastic scheduling policy (:mod:`.policies`) splits the nodes into tiers
+tried in order (ordinary nodes before the virtual node, ResourcePolicy units).
 
 Everything goes through :mod:`skube.client`: informers on nodes, pods and
 namespaces feed the cache and the queue.
@@ -21,7 +23,9 @@ from collections import deque
 
 from ..client import ApiError, Client, Informer, load_kubeconfig, resource
 from ..client.events import EventRecorder
-from .cache import PodInfo, SchedulerCache, is_terminal
+from ..clock import clock
+from . import policies
+from .cache import NodeInfo, PodInfo, SchedulerCache, is_terminal
 from .plugins import (NAMESPACE_CHANGE, NODE_ADD, NODE_DELETE, NODE_UPDATE, POD_ADD, POD_DELETE,
                       POD_UPDATE, UNSCHEDULABLE_AND_UNRESOLVABLE, Plugin, Status, default_plugins)
 from .queue import QueuedPod, SchedulingQueue
@@ -51,10 +55,12 @@ def _histogram(reasons: dict[str, int]) -> str:
 class FitError(Exception):
     """No node fits the pod: ``statuses`` maps node name to its :class:`Status`."""
 
-    def __init__(self, pod: PodInfo, num_nodes: int, statuses: dict[str, Status]):
+    def __init__(self, pod: PodInfo, num_nodes: int, statuses: dict[str, Status],
+                 retry_after: float | None = None):
         self.pod = pod
         self.num_nodes = num_nodes
         self.statuses = statuses
+        self.retry_after = retry_after      # a policy opens more nodes after this many seconds
         super().__init__(self.message)
 
     @property
@@ -101,6 +107,7 @@ class Scheduler:
         self.score_plugins = [p for p in self.plugins if p.weight]
         self._events_of = {p.name: p.events for p in self.plugins}
         self._events_of["NoNodes"] = frozenset({NODE_ADD})
+        self._events_of[policies.PLUGIN] = frozenset({NODE_ADD, NODE_UPDATE, POD_DELETE, POD_UPDATE})
         self.cache = SchedulerCache()
         self.queue = queue or SchedulingQueue()
         self.recorder = EventRecorder(client, name, workers=4, default_kind="Pod", default_api_version="v1")
@@ -218,19 +225,38 @@ class Scheduler:
             pct = max(MIN_FEASIBLE_NODES_PERCENTAGE, 50 - n // 125)
         return max(MIN_FEASIBLE_NODES_TO_FIND, n * pct // 100)
 
-    def schedule_pod(self, pod: PodInfo) -> str:
+    def schedule_pod(self, pod: PodInfo, waited: float = 0.0) -> str:
         """Pick a node for ``pod`` (synchronously, on the cache as it is); raise
-        :class:`FitError` when none fits."""
-        nodes = self.cache.node_list
-        n = len(nodes)
+        :class:`FitError` when none fits. ``waited``: seconds (simulated) it has been pending."""
+        return self.select_node(pod, waited)[0]
+
+    def select_node(self, pod: PodInfo, waited: float = 0.0) -> tuple[str, int]:
+        """The node for ``pod`` and the index of the policy tier it came from: the pod's
+        elastic policy (:mod:`.policies`) orders the nodes in tiers, and a later tier is
+        tried only when no node of the earlier ones fits."""
+        n = len(self.cache.node_list)
         if n == 0:
             raise FitError(pod, 0, {})
         state: dict = {}
         filters = [p for p in self.filter_plugins if p.pre_filter(state, pod, self.cache)]
+        plan = policies.tiers(policies.policy_of(pod.pod), pod, self.cache, waited, clock().real_seconds)
+        statuses: dict[str, Status] = {}
+        for i, nodes in enumerate(plan.tiers):
+            if nodes:
+                name = self._pick(pod, state, filters, nodes, statuses)
+                if name is not None:
+                    return name, i
+        statuses.update(plan.held)
+        raise FitError(pod, n, statuses, retry_after=plan.retry_after)
+
+    def _pick(self, pod: PodInfo, state: dict, filters: list[Plugin], nodes: list[NodeInfo],
+              statuses: dict[str, Status]) -> str | None:
+        """Filter ``nodes`` (recording why each rejected one does not fit), score the
+        feasible ones and return the best, or None."""
+        n = len(nodes)
         want = self.num_feasible_nodes_to_find(n)
         feasible = []
-        statuses: dict[str, Status] = {}
-        start = self.next_start_node_index
+        start = self.next_start_node_index % n
         processed = 0
         for i in range(n):
             node = nodes[(start + i) % n]
@@ -246,7 +272,7 @@ class Scheduler:
                     break
         self.next_start_node_index = (start + processed) % n
         if not feasible:
-            raise FitError(pod, n, statuses)
+            return None
         if len(feasible) == 1:
             return feasible[0].name
         totals = [0] * len(feasible)
@@ -270,10 +296,12 @@ class Scheduler:
             return
         self.attempts += 1
         try:
-            node = self.schedule_pod(pod)
+            node, tier = self.select_node(pod, clock().monotonic() - q.first_seen)
         except FitError as e:
             self.failures += 1
             self.queue.add_unschedulable(q, e.plugins or {"NoNodes"})
+            if e.retry_after is not None:       # a policy opens more nodes later: retry then
+                asyncio.get_running_loop().call_later(max(e.retry_after, 0.0), self.queue.activate, pod.key)
             self._spawn(self._record_failure(pod, e.message))
             return
         except Exception as e:  # noqa: BLE001 - a plugin bug must not stop the scheduler
@@ -284,11 +312,12 @@ class Scheduler:
         assumed = pod.assigned_to(node)
         self.cache.assume_pod(assumed)
         await self._bind_slots.acquire()
-        task = asyncio.create_task(self._bind(q, assumed), name=f"bind {pod.key}")
+        cost = policies.deletion_cost_for(policies.policy_of(pod.pod), tier)
+        task = asyncio.create_task(self._bind(q, assumed, cost), name=f"bind {pod.key}")
         self._binds.add(task)
         task.add_done_callback(self._binds.discard)
 
-    async def _bind(self, q: QueuedPod, assumed: PodInfo) -> None:
+    async def _bind(self, q: QueuedPod, assumed: PodInfo, deletion_cost: int | None = None) -> None:
         key = assumed.key
         try:
             body = {"apiVersion": "v1", "kind": "Binding",
@@ -323,8 +352,23 @@ class Scheduler:
             if self.record_scheduled_events:
                 self.recorder.event(assumed.pod, "Normal", "Scheduled",
                                     f"Successfully assigned {key} to {assumed.node_name}", "Binding")
+            if deletion_cost is not None:
+                await self._set_deletion_cost(assumed, deletion_cost)
         finally:
             self._bind_slots.release()
+
+    async def _set_deletion_cost(self, pod: PodInfo, cost: int) -> None:
+        """Scale-in in reverse order of the policy's tiers: a pod placed on a later tier
+        gets a lower pod-deletion-cost (a cost the pod already carries is kept)."""
+        ann = (pod.pod.get("metadata") or {}).get("annotations") or {}
+        if policies.DELETION_COST_ANNOTATION in ann:
+            return
+        try:
+            await self.client.patch(PODS, pod.name, {"metadata": {
+                "uid": pod.uid, "annotations": {policies.DELETION_COST_ANNOTATION: str(cost)}}},
+                pod.namespace)
+        except Exception as e:  # noqa: BLE001 - best effort, as ACK's reverse-order scale-in
+            log.info("setting the deletion cost of %s failed: %s", pod.key, e)
 
     async def _record_failure(self, pod: PodInfo, message: str, reason: str = "Unschedulable") -> None:
         """PodScheduled=False (if it changed) and a FailedScheduling event."""
