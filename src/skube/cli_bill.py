@@ -37,13 +37,18 @@ def bill(data_dir: Path, since: str | None, namespace: str | None, output: str, 
     except (ValueError, OSError) as e:
         raise click.BadParameter(str(e), param_hint="--prices") from None
     ledgers = find_ledgers(data_dir)
-    if not ledgers:
+    if not ledgers and not (data_dir / "billing" / "nodes.db").exists():
         click.echo(f"skube bill: no billing ledgers under {data_dir} (nodes/*/billing/ledger.db)", err=True)
     runs = load_runs(ledgers, since=since_ts, namespace=namespace)
     try:
         report = build_report(runs, table, since=since_ts, now=now)
     except KeyError as e:
         raise click.ClickException(str(e.args[0])) from None
+    if namespace is None:     # node pools: node-seconds (nodes belong to no namespace)
+        from .billing.nodes import load_node_runs, node_costs
+        report.nodes, report.node_types = node_costs(load_node_runs(data_dir, since_ts), table,
+                                                     since=since_ts, now=now)
+        report.total += sum(n.cost for n in report.nodes)
     sys.stdout.write(RENDERERS[output](report))
 
 

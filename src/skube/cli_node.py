@@ -17,6 +17,16 @@ def _parse_capacity(values: tuple[str, ...]) -> dict:
     return out
 
 
+def _parse_labels(text: str) -> dict:
+    out = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--node-labels")
+        out[k] = v
+    return out
+
+
 @click.command("virtual-node")
 @click.option("--kubeconfig", type=click.Path(dir_okay=False), default=None,
               help="Kubeconfig of the cluster to join (default: $KUBECONFIG, ~/.kube/config, in-cluster).")
@@ -42,10 +52,14 @@ def _parse_capacity(values: tuple[str, ...]) -> dict:
 @click.option("--remove-on-shutdown", is_flag=True, help="Delete the Node on shutdown instead of NotReady.")
 @click.option("--lease-renew-interval", default=10.0, show_default=True, type=float, hidden=True,
               help="Seconds between Lease renewals.")
+@click.option("--node-kind", type=click.Choice(["virtual", "pool"]), default="virtual", hidden=True,
+              help="pool: an ordinary node of a node pool (capacity exactly --capacity, no "
+                   "virtual-kubelet taint; `skube up --node-pool` runs these).")
+@click.option("--node-labels", default="", help="Extra node labels, KEY=VALUE,KEY=VALUE (as the kubelet's).")
 @click.option("-v", "--verbose", count=True, help="More logging.")
 def virtual_node(kubeconfig, context, name, provider, provider_config, kubelet_port, kubelet_bind,
                  internal_ip, data_dir, cluster_data_dir, zone, region, capacity, workers,
-                 remove_on_shutdown, lease_renew_interval, verbose) -> None:
+                 remove_on_shutdown, lease_renew_interval, node_kind, node_labels, verbose) -> None:
     """Run a virtual node: register NAME, run its pods through PROVIDER, serve the kubelet API."""
     import yaml
 
@@ -76,7 +90,8 @@ def virtual_node(kubeconfig, context, name, provider, provider_config, kubelet_p
                       data_dir=data_dir, internal_ip=internal_ip, zone=zone, region=region,
                       capacity=_parse_capacity(capacity), remove_on_shutdown=remove_on_shutdown,
                       cluster_data_dir=cluster_data_dir, workers=workers,
-                      lease_renew=lease_renew_interval)
+                      lease_renew=lease_renew_interval, kind=node_kind,
+                      labels=_parse_labels(node_labels))
     from .cli import _run
     _run(run_virtual_node(cfg), uvloop_ok=provider != "local")
 

@@ -45,7 +45,7 @@ def pod_costs(report: dict, name: str) -> list[dict]:
     return [p for p in report["pods"] if p["name"] == name]
 
 
-def test_finished_pod_is_billed_its_run_time_and_running_pod_accrues(cluster):
+def test_finished_pod_is_billed_its_run_time_and_running_pod_accrues(cluster, tmp_path):
     node_dir = cluster.data_dir / "nodes" / "vn-bill"
     node = start_node(cluster, "vn-bill", node_dir)
     try:
@@ -99,20 +99,15 @@ def test_finished_pod_is_billed_its_run_time_and_running_pod_accrues(cluster):
         table = bill(cluster)
         assert "NAMESPACE" in table and "job-3s" in table and "svc" in table and "TOTAL" in table
         assert "1 vCPU / 2 GiB (eci)" in table
+
+        # a price file changes the bill (currency and rates), not the ledger
+        prices = tmp_path / "prices.yaml"
+        prices.write_text("currency: CNY\ntables:\n  eci: {vcpuPerSecond: 1, memoryGiBPerSecond: 0.5}\n")
+        priced = bill_json(cluster, "--prices", str(prices))
+        assert priced["currency"] == "CNY"
+        assert pod_costs(priced, "job-3s")[0]["cost"] == pytest.approx(3 * (1 * 1 + 2 * 0.5))
     finally:
         assert node.stop() == 0, node.log.read_text()[-3000:]
-
-
-def test_price_file_changes_the_bill(cluster, tmp_path):
-    before = bill_json(cluster)
-    if not pod_costs(before, "job-3s"):
-        pytest.skip("needs the pods of the first test")
-    prices = tmp_path / "prices.yaml"
-    prices.write_text("currency: CNY\ntables:\n  eci: {vcpuPerSecond: 1, memoryGiBPerSecond: 0.5}\n")
-    after = bill_json(cluster, "--prices", str(prices))
-    job = pod_costs(after, "job-3s")[0]
-    assert after["currency"] == "CNY"
-    assert job["cost"] == pytest.approx(3 * (1 * 1 + 2 * 0.5))
 
 
 def test_ledger_survives_kill9_without_double_counting(cluster):
@@ -152,5 +147,39 @@ def test_ledger_survives_kill9_without_double_counting(cluster):
         assert done["cost"] == pytest.approx(1 * ECI_PRICE.per_second(0.25, 0.5), rel=1e-9)
         assert mid["runs"] == 1 and mid["seconds"] == pytest.approx(4, abs=1e-6)
         assert mid["cost"] == pytest.approx(4 * ECI_PRICE.per_second(2, 4), rel=1e-9)
+    finally:
+        assert node.stop() == 0, node.log.read_text()[-3000:]
+
+
+def test_use_specs_and_spot_on_the_virtual_node(cluster):
+    """``eci-use-specs``: billed as the first listed spec that fits, or Failed with an Event;
+    ``eci-spot-strategy``: billed at the spot price."""
+    from skube.billing.specs import SPOT_STRATEGY_ANNOTATION, USE_SPECS_ANNOTATION
+    node_dir = cluster.data_dir / "nodes" / "vn-bill-specs"
+    node = start_node(cluster, "vn-bill-specs", node_dir)
+    try:
+        run(create_pods(cluster, [
+            metered("listed-spot", "vn-bill-specs", "1", "3Gi", restart_policy="Never",
+                    annotations={"mock.skube.io/run-seconds": "2", USE_SPECS_ANNOTATION: "1-2Gi,2-4Gi",
+                                 SPOT_STRATEGY_ANNOTATION: "SpotAsPriceGo"}),
+            metered("too-big", "vn-bill-specs", "4", "8Gi", restart_policy="Never",
+                    annotations={USE_SPECS_ANNOTATION: "1-2Gi,2-4Gi"}),
+        ]))
+        wait_for(lambda: phase(cluster, "listed-spot") == "Succeeded", timeout=20, message="listed-spot done")
+        wait_for(lambda: phase(cluster, "too-big") == "Failed", timeout=20, message="too-big Failed")
+        pod = cluster.kubectl_json("get", "pod", "too-big")
+        assert pod["status"]["reason"] == "InstanceSpecUnsatisfiable"
+        assert "1-2Gi: smaller than the pod's 4 vCPU / 8 GiB" in pod["status"]["message"]
+        events = wait_for(lambda: [e for e in cluster.kubectl_json("get", "events")["items"]
+                                   if e["involvedObject"]["name"] == "too-big"
+                                   and e["reason"] == "InstanceSpecUnsatisfiable"], timeout=10,
+                          message="event for too-big")
+        assert events[0]["type"] == "Warning"
+
+        report = bill_json(cluster)
+        [spot] = pod_costs(report, "listed-spot")
+        assert spot["spec"] == "2 vCPU / 4 GiB" and spot["seconds"] == pytest.approx(2, abs=1e-6)
+        assert spot["cost"] == pytest.approx(2 * ECI_PRICE.for_run(True).per_second(2, 4), rel=1e-9)
+        assert not pod_costs(report, "too-big")            # never started, never billed
     finally:
         assert node.stop() == 0, node.log.read_text()[-3000:]

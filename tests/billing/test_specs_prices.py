@@ -247,3 +247,82 @@ def test_parse_since():
     assert parse_since("2025-01-01T00:00:00Z") == T0
     with pytest.raises(ValueError):
         parse_since("yesterday")
+
+
+# ---- eci-use-specs and spot ----------------------------------------------------------------------
+
+from skube.billing.specs import (SPOT_STRATEGY_ANNOTATION, USE_SPECS_ANNOTATION,  # noqa: E402
+                                 SpecUnsatisfiable, is_spot, parse_use_specs)
+
+
+def test_use_specs_first_listed_spec_that_fits_wins():
+    # 1 vCPU / 3 GiB does not fit 1-2Gi; 2-4Gi is the first that does (not the cheaper rounding 1/4)
+    p = pod({"cpu": "1", "memory": "3Gi"}, annotations={USE_SPECS_ANNOTATION: "1-2Gi,2-4Gi,1-4Gi"})
+    assert ECI.spec_for_pod(p) == Spec(2000, 4096)
+    # nothing requested: the first listed spec, not the 2/4 default
+    assert ECI.spec_for_pod(pod(None, annotations={USE_SPECS_ANNOTATION: "0.5-1Gi, 4-8Gi"})) == Spec(500, 1024)
+
+
+def test_use_specs_skips_ecs_types_and_unsold_sizes():
+    p = pod({"cpu": "500m"}, annotations={USE_SPECS_ANNOTATION: "ecs.c6.xlarge,3-5Gi,1-2Gi"})
+    assert ECI.spec_for_pod(p) == Spec(1000, 2048)
+
+
+def test_use_specs_none_fits_raises_with_every_reason_and_meter_rounds_instead():
+    p = pod({"cpu": "4", "memory": "8Gi"}, annotations={USE_SPECS_ANNOTATION: "2-4Gi,ecs.g6.large,3-5Gi"})
+    with pytest.raises(SpecUnsatisfiable) as e:
+        ECI.spec_for_pod(p)
+    msg = str(e.value)
+    assert "2-4Gi: smaller than the pod's 4 vCPU / 8 GiB" in msg
+    assert "ecs.g6.large: ECS instance types are not sold" in msg and "3-5Gi: not a size" in msg
+    assert ECI.spec_for_pod(p, strict=False) == Spec(4000, 8192)
+
+
+def test_use_specs_fargate_overhead_counts():
+    # 1 vCPU / 2 GiB + 256 MiB does not fit 1-2Gi on Fargate
+    p = pod({"cpu": "1", "memory": "2Gi"}, annotations={USE_SPECS_ANNOTATION: "1-2Gi,1-3Gi"})
+    assert FARGATE.spec_for_pod(p) == Spec(1000, 3072)
+
+
+@pytest.mark.parametrize("value,err", [("", "is empty"), ("2-4G", "neither"), ("2c4g", "neither"),
+                                       ("1-2Gi,2-4Gi,4-8Gi,8-16Gi,16-32Gi,32-64Gi", "at most 5")])
+def test_use_specs_bad_values(value, err):
+    with pytest.raises(SpecUnsatisfiable, match=err):
+        parse_use_specs(value)
+
+
+def test_spot_annotation_and_spot_prices(tmp_path):
+    assert is_spot(pod(None, annotations={SPOT_STRATEGY_ANNOTATION: "SpotAsPriceGo"}))
+    assert is_spot(pod(None, annotations={SPOT_STRATEGY_ANNOTATION: "SpotWithPriceLimit"}))
+    assert not is_spot(pod(None, annotations={SPOT_STRATEGY_ANNOTATION: "NoSpot"}))
+    assert not is_spot(pod(None))
+    assert ECI_PRICE.for_run(True).per_second(1, 2) == pytest.approx(0.3 * ECI_PRICE.per_second(1, 2))
+    assert ECI_PRICE.for_run(False) is ECI_PRICE
+    t = PriceTable.from_dict({"tables": {
+        "a": {"vcpuPerSecond": 1, "memoryGiBPerSecond": 1, "minimumSeconds": 60,
+              "spot": {"vcpuPerSecond": 0.25, "memoryGiBPerSecond": 0.5}},
+        "b": {"vcpuPerSecond": 1, "memoryGiBPerSecond": 1, "spotFraction": 0.5}}})
+    assert t.price("a").for_run(True) == Price(0.25, 0.5, 60)
+    assert t.price("b").for_run(True).per_second(2, 2) == pytest.approx(2)
+    with pytest.raises(ValueError, match="spotFraction"):
+        PriceTable.from_dict({"tables": {"c": {"vcpuPerSecond": 1, "memoryGiBPerSecond": 1, "spotFraction": 2}}})
+
+
+def test_meter_and_report_bill_spot_runs_at_the_spot_price(tmp_path):
+    meter = Meter(Ledger(tmp_path / "l.db"), "vn", ECI, clock=lambda: 1000.0)
+    started = {"phase": "Running", "startTime": "1970-01-01T00:00:00Z"}
+    done = {"phase": "Succeeded", "startTime": "1970-01-01T00:00:00Z", "containerStatuses": [
+        {"state": {"terminated": {"finishedAt": "1970-01-01T00:01:40Z"}}}]}
+    spot = pod({"cpu": "1", "memory": "2Gi"}, uid="s", name="spot",
+               annotations={SPOT_STRATEGY_ANNOTATION: "SpotAsPriceGo", USE_SPECS_ANNOTATION: "2-4Gi"})
+    plain = pod({"cpu": "1", "memory": "2Gi"}, uid="o", name="plain")
+    for p in (spot, plain):
+        meter.observe(p, started)
+        meter.observe(p, done)
+    runs = {r.name: r for r in meter.ledger.runs()}
+    assert runs["spot"].spot == 1 and runs["plain"].spot == 0
+    assert (runs["spot"].cpu_m, runs["spot"].memory_mib) == (2000, 4096)   # the listed spec
+    report = {p.name: p for p in build_report(list(runs.values()), PriceTable.defaults(), now=2000.0).pods}
+    assert report["spot"].cost == pytest.approx(100 * 0.3 * ECI_PRICE.per_second(2, 4))
+    assert report["plain"].cost == pytest.approx(100 * ECI_PRICE.per_second(1, 2))
+    meter.close()

@@ -123,7 +123,7 @@ def test_logs_through_kubelet_and_kubectl(cluster, node):
         assert r.status_code == 501
     with kubelet_client(cluster, cert=False) as anon:
         assert anon.get(f"{base}/containerLogs/default/web/c").status_code == 401
-        assert anon.get(f"{base}/healthz").status_code == 200
+        assert anon.get(f"{base}/healthz").status_code == 401       # as the kubelet's port 10250
     # kubectl logs: API server -> proxy -> kubelet
     out = cluster.kubectl("logs", "web").stdout
     assert out.splitlines() == ["started nginx:1.27", "running"]

@@ -21,18 +21,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..clock import clock as workload_clock
 from .ledger import Ledger
-from .specs import SpecTable, spec_table
+from .specs import SpecTable, is_spot, spec_table
 
 log = logging.getLogger("skube.billing.meter")
 
 TERMINAL = ("Succeeded", "Failed")
-SPOT_ANNOTATION = "k8s.aliyun.com/eci-spot-strategy"
-SPOT_STRATEGIES = ("SpotAsPriceGo", "SpotWithPriceLimit")
 
 
 def parse_time(s: str | None) -> float | None:
@@ -89,11 +87,11 @@ class Meter:
     """Records instance runs of one node in its :class:`Ledger`."""
 
     def __init__(self, ledger: Ledger, node: str, table: SpecTable | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] | None = None):
         self.ledger = ledger
         self.node = node
         self.table = table or spec_table(None)
-        self.clock = clock
+        self.clock = clock or (lambda: workload_clock().time())   # skube.clock: simulated in the cost simulator
         self._open: dict[str, float] = {r.pod_uid: r.start for r in ledger.open_runs()}
 
     @classmethod
@@ -156,10 +154,10 @@ class Meter:
             self._open.pop(uid, None)
             open_start = None
         if open_start is None:
-            spec = self.table.spec_for_pod(pod)
+            spec = self.table.spec_for_pod(pod, strict=False)   # the node failed unfitting pods
             req = self.table.pod_resources(pod)
             kind, owner = workload_of(pod)
-            spot = (m.get("annotations") or {}).get(SPOT_ANNOTATION) in SPOT_STRATEGIES
+            spot = is_spot(pod)
             self.ledger.start_run(pod_uid=uid, namespace=m.get("namespace") or "", name=m.get("name") or "",
                                   node=self.node, spec_table=self.table.name, cpu_m=spec.cpu_m,
                                   memory_mib=spec.memory_mib, rounded=spec.rounded,

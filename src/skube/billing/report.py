@@ -105,6 +105,8 @@ class Report:
     namespaces: list[GroupCost] = field(default_factory=list)
     workloads: list[GroupCost] = field(default_factory=list)
     total: float = 0.0
+    nodes: list = field(default_factory=list)        # billing.nodes.NodeCost (node pools)
+    node_types: list = field(default_factory=list)   # billing.nodes.NodeTypeCost
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -119,7 +121,8 @@ def build_report(runs: list[Run], prices: PriceTable, *, since: float | None = N
         begin = r.start if since is None else max(r.start, since)
         seconds = max(end - begin, 0.0)
         whole = (since is None or r.start >= since) and r.stop is not None and r.stop <= now
-        cost = prices.price(r.spec_table).cost(r.vcpu, r.memory_gib, seconds, whole_run=whole)
+        cost = prices.price(r.spec_table).for_run(bool(r.spot)).cost(r.vcpu, r.memory_gib, seconds,
+                                                                    whole_run=whole)
         p = pods.get(r.pod_uid)
         if p is None:
             spec = Spec(r.cpu_m, r.memory_mib)
@@ -200,8 +203,12 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def render_table(report: Report) -> str:
     cur = report.currency
     window = f"{report.since or 'beginning'} .. {report.until}"
-    if not report.pods:
+    from .nodes import render_node_sections
+    node_lines = render_node_sections(report, _fmt_seconds, _table)
+    if not report.pods and not node_lines:
         return f"No metered pods ({window}).\n"
+    if not report.pods:
+        return "\n".join([f"Bill {window}", *node_lines, "", f"TOTAL {report.total:.6f} {cur}"]) + "\n"
     pods = _table(["NAMESPACE", "POD", "WORKLOAD", "SPEC", "RUNS", "DURATION", "STATUS", f"COST ({cur})"],
                   [[p.namespace, p.name, p.workload or "", f"{p.spec} ({p.spec_table})", str(p.runs),
                     _fmt_seconds(p.seconds), "running" if p.running else "stopped", f"{p.cost:.6f}"]
@@ -213,7 +220,7 @@ def render_table(report: Report) -> str:
         out += ["", _table(["WORKLOAD", "PODS", "DURATION", f"COST ({cur})"],
                            [[g.key, str(g.pods), _fmt_seconds(g.seconds), f"{g.cost:.6f}"]
                             for g in report.workloads])]
-    out += ["", f"TOTAL {report.total:.6f} {cur}"]
+    out += node_lines + ["", f"TOTAL {report.total:.6f} {cur}"]
     return "\n".join(out) + "\n"
 
 

@@ -39,6 +39,7 @@ Sources of the built-in tables: ``docs/billing.md``.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -107,12 +108,40 @@ class SpecTable:
         """What ``pod`` asks for under this table's basis (no overhead, no rounding)."""
         return pod_resources(pod, self.basis)
 
-    def spec_for_pod(self, pod: dict) -> Spec:
-        """The size ``pod`` is billed as."""
+    def spec_for_pod(self, pod: dict, *, strict: bool = True) -> Spec:
+        """The size ``pod`` is billed as: the first size of its ``eci-use-specs`` list
+        that fits it, else its amount rounded up. Raises :class:`SpecUnsatisfiable`
+        when the list has no fitting size (``strict=False``: round up instead)."""
         r = self.pod_resources(pod)
+        wanted = ((pod.get("metadata") or {}).get("annotations") or {}).get(USE_SPECS_ANNOTATION)
+        if wanted is not None:
+            try:
+                return self.first_acceptable(wanted, r)
+            except SpecUnsatisfiable:
+                if strict:
+                    raise
         if r.cpu_m == 0 and r.memory_bytes == 0 and self.default is not None:
             return self.default
         return self.round_up(r.cpu_m, r.memory_bytes + self.overhead_mib * MIB)
+
+    def first_acceptable(self, wanted: str, r: PodResources) -> Spec:
+        """The first size listed in ``wanted`` (an ``eci-use-specs`` value) that this
+        table sells and that covers ``r`` plus the overhead."""
+        need_mem = r.memory_bytes + self.overhead_mib * MIB
+        entries = parse_use_specs(wanted)
+        skipped = []
+        for text, spec in entries:
+            if spec is None:
+                skipped.append(f"{text}: ECS instance types are not sold by spec table {self.name!r}")
+            elif spec not in self.sizes:
+                skipped.append(f"{text}: not a size of spec table {self.name!r}")
+            elif spec.cpu_m < r.cpu_m or spec.memory_mib * MIB < need_mem:
+                skipped.append(f"{text}: smaller than the pod's {_num(r.cpu_m / 1000)} vCPU / "
+                               f"{_num(need_mem / MIB / 1024)} GiB")
+            else:
+                return spec
+        raise SpecUnsatisfiable(f"no instance spec in {USE_SPECS_ANNOTATION}={wanted!r} fits the pod: "
+                                + "; ".join(skipped))
 
     # ---- (de)serialisation --------------------------------------------------------------
 
@@ -159,6 +188,49 @@ def _milli(v) -> int:
 
 def _mib(gib: Fraction) -> int:
     return int(gib * 1024)
+
+
+# ---- pod annotations: the one place their names live ---------------------------------------
+
+# Alibaba ECI: up to 5 acceptable specs in priority order, "2-4Gi" (vCPU-memory) or an ECS type.
+USE_SPECS_ANNOTATION = "k8s.aliyun.com/eci-use-specs"
+MAX_USE_SPECS = 5
+# Alibaba ECI: run (and bill) the pod as a spot instance.
+SPOT_STRATEGY_ANNOTATION = "k8s.aliyun.com/eci-spot-strategy"
+SPOT_STRATEGIES = ("SpotAsPriceGo", "SpotWithPriceLimit")
+
+_USE_SPEC = re.compile(r"(\d+(?:\.\d+)?)-(\d+(?:\.\d+)?)Gi")
+
+
+class SpecUnsatisfiable(ValueError):
+    """The pod's list of acceptable specs is malformed or has no size that fits it."""
+
+
+def parse_use_specs(value: str) -> list[tuple[str, Spec | None]]:
+    """``"2-4Gi,4-8Gi,ecs.c6.xlarge"`` -> ``[(text, Spec | None for an ECS type), …]``."""
+    items = [v.strip() for v in str(value).split(",") if v.strip()]
+    if not items:
+        raise SpecUnsatisfiable(f"{USE_SPECS_ANNOTATION} is empty: list specs like 2-4Gi,4-8Gi")
+    if len(items) > MAX_USE_SPECS:
+        raise SpecUnsatisfiable(f"{USE_SPECS_ANNOTATION} lists {len(items)} specs; at most "
+                                f"{MAX_USE_SPECS} are allowed")
+    out: list[tuple[str, Spec | None]] = []
+    for text in items:
+        if text.startswith("ecs."):
+            out.append((text, None))
+            continue
+        m = _USE_SPEC.fullmatch(text)
+        if not m:
+            raise SpecUnsatisfiable(f"{USE_SPECS_ANNOTATION}: {text!r} is neither <vCPU>-<memory>Gi "
+                                    f"(e.g. 2-4Gi) nor an ECS instance type (ecs.…)")
+        out.append((text, Spec(_milli(m.group(1)), _mib(Fraction(m.group(2))))))
+    return out
+
+
+def is_spot(pod: dict) -> bool:
+    """Whether ``pod`` asks to run as a spot instance."""
+    return ((pod.get("metadata") or {}).get("annotations") or {}).get(SPOT_STRATEGY_ANNOTATION) \
+        in SPOT_STRATEGIES
 
 
 # ---- the pod's effective request ------------------------------------------------------------
@@ -264,4 +336,5 @@ def spec_table(doc: str | dict | None) -> SpecTable:
 
 
 __all__ = ["Spec", "SpecTable", "PodResources", "pod_resources", "spec_table", "ECI", "FARGATE",
-           "BUILTIN_TABLES"]
+           "BUILTIN_TABLES", "USE_SPECS_ANNOTATION", "SPOT_STRATEGY_ANNOTATION", "SPOT_STRATEGIES",
+           "SpecUnsatisfiable", "parse_use_specs", "is_spot"]

@@ -39,6 +39,7 @@ class AgentConfig:
     cluster_data_dir: Path | None = None  # where to look for the cluster CA key (standalone)
     workers: int = 32
     lease_renew: float = 10.0
+    kind: str = "virtual"                 # "pool": an ordinary node-pool node (billed per node)
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir or Path.home() / ".skube" / "nodes" / self.name).expanduser()
@@ -68,7 +69,8 @@ class VirtualNode:
                                                   internal_ip=cfg.internal_ip, config=doc,
                                                   client=self.client))
         # billing: the ledger under DATA_DIR/billing; provider config `billing: {specs: eci|fargate|{…}}`
-        self.meter = Meter.open(self.data_dir, cfg.name, (doc.get("billing") or {}).get("specs"))
+        if cfg.kind == "virtual":   # pods of a node-pool node are paid for by the node-second
+            self.meter = Meter.open(self.data_dir, cfg.name, (doc.get("billing") or {}).get("specs"))
         self.pods = PodController(self.client, self.provider, cfg.name, host_ip=cfg.internal_ip,
                                   workers=cfg.workers, meter=self.meter)
         await self._start_kubelet(client_cfg.ca_data)
@@ -79,7 +81,8 @@ class VirtualNode:
             capacity={**(node_doc.get("capacity") or {}), **cfg.capacity},
             labels={**(node_doc.get("labels") or {}), **cfg.labels},
             zone=cfg.zone or node_doc.get("zone"), region=cfg.region or node_doc.get("region"),
-            remove_on_shutdown=cfg.remove_on_shutdown, lease_renew=cfg.lease_renew))
+            remove_on_shutdown=cfg.remove_on_shutdown, lease_renew=cfg.lease_renew,
+            kind=cfg.kind))
         await self.node.register()
         self.node.start()
         await self.pods.start()

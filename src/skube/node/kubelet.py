@@ -1,11 +1,10 @@
 """The kubelet HTTPS API of a virtual node (the paths a kube-apiserver proxies to).
 
 ``/healthz``, ``/pods``, ``/containerLogs/{ns}/{pod}/{container}``,
-``/stats/summary``; ``/exec``, ``/attach``, ``/portForward`` answer 501 when the
-provider does not implement them. Clients authenticate with a certificate
-signed by the cluster CA (authorization is not checked yet: any such
-certificate may use every path; TokenReview-based bearer tokens are not
-supported yet).
+``/stats/summary``, ``/metrics/resource``; ``/exec``, ``/attach``, ``/portForward``
+answer 501 when the provider does not implement them. Every request is
+authenticated (a client certificate signed by the cluster CA, or a bearer token
+checked by TokenReview) and authorized by SubjectAccessReview (``kubelet_auth``).
 """
 from __future__ import annotations
 
@@ -18,7 +17,9 @@ import orjson
 from aiohttp import web
 
 from ..providers.base import BadRequest, LogOptions, NotSupported, PodNotFound
+from .kubelet_auth import AuthError, KubeletAuth
 from .node import now_rfc3339
+from .resource_metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, ResourceMetrics
 
 log = logging.getLogger("skube.node.kubelet")
 
@@ -54,6 +55,8 @@ class KubeletServer:
         self.port = port
         self.ssl_context = ssl_context
         self.require_client_cert = require_client_cert and ssl_context is not None
+        self.auth = KubeletAuth(pods.client, node_name)      # TokenReview / SubjectAccessReview
+        self.resource_metrics = ResourceMetrics()
         self.app = web.Application(middlewares=[self._auth])
         r = self.app.router
         r.add_get("/healthz", self.healthz)
@@ -62,6 +65,7 @@ class KubeletServer:
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         r.add_get("/stats/summary", self.stats_summary)
         r.add_get("/stats/summary/", self.stats_summary)
+        r.add_get("/metrics/resource", self.metrics_resource)
         for prefix in ("exec", "attach"):
             r.add_route("*", f"/{prefix}/{{namespace}}/{{pod}}/{{container}}", self.stream)
             r.add_route("*", f"/{prefix}/{{namespace}}/{{pod}}/{{uid}}/{{container}}", self.stream)
@@ -71,10 +75,14 @@ class KubeletServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
-        if self.require_client_cert and request.path != "/healthz":
+        """Webhook-mode authn/authz of every request (see kubelet_auth)."""
+        if self.require_client_cert:
             peer = request.transport.get_extra_info("peercert") if request.transport else None
-            if not peer:
-                return _text(401, "Unauthorized: a client certificate signed by the cluster CA is required")
+            try:
+                await self.auth.check(request.method, request.path, peer,
+                                      request.headers.get("Authorization"))
+            except AuthError as e:
+                return _text(e.status, str(e))
         return await handler(request)
 
     async def start(self) -> None:
@@ -117,6 +125,15 @@ class KubeletServer:
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     _started = now_rfc3339()
+
+    async def metrics_resource(self, request: web.Request) -> web.Response:
+        """Prometheus text of the provider's stats (upstream names; resource_scrape_error 1 on failure)."""
+        try:
+            text = self.resource_metrics.render(await self.provider.stats())
+        except Exception:  # noqa: BLE001 - the scrape still answers, flagged as failed
+            log.exception("stats for /metrics/resource failed")
+            text = self.resource_metrics.render(None, error=True)
+        return web.Response(body=text.encode(), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     async def unsupported(self, request: web.Request) -> web.Response:
         what = request.path.strip("/").split("/", 1)[0]
@@ -163,7 +180,8 @@ class KubeletServer:
         except (NotSupported, PodNotFound, BadRequest) as e:
             await streams.finish(None, str(e))
         except Exception as e:  # noqa: BLE001 — the client must still learn why
-            await streams.finish(None, f"error executing {command}: {e}")
+            await streams.finish(None, f"error executing {command}: {e}" if what == "exec"
+                                 else f"error attaching to container {container}: {e}")
         return ws
 
     async def port_forward(self, request: web.Request) -> web.StreamResponse:

@@ -5,7 +5,9 @@ config (or the provider), conditions kept true to ``provider.ping()`` and
 ``provider.node_conditions()``. Heartbeat as the kubelet with leases: the Lease
 in ``kube-node-lease`` is renewed every 10 s; the full status is written at
 least every minute and at once when it changes. On shutdown the node reports
-NotReady (or is deleted).
+NotReady (or is deleted). ``NodeConfig.kind = "pool"`` is the profile of an ordinary
+node-pool node (:mod:`skube.autoscaler`): capacity exactly as configured, no
+virtual-kubelet labels or taint.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class NodeConfig:
     remove_on_shutdown: bool = False
     lease_renew: float = LEASE_RENEW
     status_report: float = STATUS_REPORT
+    kind: str = "virtual"       # "virtual" (virtual-kubelet labels and taint) | "pool" (ordinary)
 
 
 class NodeController:
@@ -80,9 +83,23 @@ class NodeController:
 
     # ---- the object ---------------------------------------------------------------------
 
+    @property
+    def ordinary(self) -> bool:
+        """A node-pool node: fixed capacity, no virtual-kubelet labels or taint."""
+        return self.cfg.kind == "pool"
+
     def labels(self) -> dict:
         c = self.cfg
         arch = go_arch()
+        if self.ordinary:
+            labels = {"kubernetes.io/os": "linux", "kubernetes.io/arch": arch,
+                      "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": arch,
+                      "kubernetes.io/hostname": c.name}
+            for key, value in (("topology.kubernetes.io/zone", c.zone),
+                               ("topology.kubernetes.io/region", c.region)):
+                if value:
+                    labels[key] = value
+            return {**labels, **c.labels}
         labels = {
             "type": "virtual-kubelet",
             "kubernetes.io/role": "agent",
@@ -102,9 +119,13 @@ class NodeController:
         return labels
 
     def taints(self) -> list[dict]:
+        if self.ordinary:
+            return []
         return [{"key": TAINT_KEY, "value": "skube", "effect": "NoSchedule"}]
 
     def capacity(self) -> dict:
+        if self.ordinary:       # exactly its size (the provider's host figures do not apply)
+            return {"pods": "110", **{k: str(v) for k, v in (self.cfg.capacity or {}).items()}}
         cap = dict(DEFAULT_CAPACITY)
         cap.update(self.provider.capacity() or {})
         cap.update({k: str(v) for k, v in (self.cfg.capacity or {}).items()})
@@ -146,7 +167,7 @@ class NodeController:
             "nodeInfo": {
                 "machineID": "", "systemUUID": "", "bootID": "",
                 "kernelVersion": platform.release(),
-                "osImage": f"skube virtual node ({self.cfg.provider_name})",
+                "osImage": f"skube {'node' if self.ordinary else 'virtual node'} ({self.cfg.provider_name})",
                 "containerRuntimeVersion": f"skube://{self.cfg.provider_name}",
                 "kubeletVersion": KUBELET_VERSION,
                 "kubeProxyVersion": "",

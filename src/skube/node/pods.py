@@ -13,10 +13,15 @@ and does what is missing:
   DELETE the pod with grace 0 and a uid precondition;
 * Succeeded/Failed → nothing (not re-synced);
 * pods a virtual node cannot honour → Failed (reason NotSupported) plus an Event;
+* a pod whose ``eci-use-specs`` list has no size that fits it → Failed (reason
+  InstanceSpecUnsatisfiable) plus an Event;
 * no instance → create it; or, if the pod had already been started and its
   instance is lost, recreate it (restartPolicy Always/OnFailure) or mark it
   Failed (Never);
 * otherwise → write the provider's status if it differs.
+
+Providers that do not push status changes (``notify_pods`` not overridden) are
+polled: every ``POLL`` seconds each live pod is queued, as virtual-kubelet does.
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ import logging
 import uuid
 
 from ..api.defaults import compute_qos_class
+from ..billing.specs import SpecUnsatisfiable
+from ..providers.base import Provider
 from ..client import (ApiError, BucketRateLimiter, Client, ExponentialFailureRateLimiter, Informer,
                       MaxOfRateLimiter, WorkQueue, resource, run_workers, split_key)
 from .node import FIELD_MANAGER, now_rfc3339
@@ -36,6 +43,12 @@ EVENTS = resource("v1", "events", kind="Event")
 TERMINAL = ("Succeeded", "Failed")
 CONDITION_TYPES = ("PodScheduled", "Initialized", "ContainersReady", "Ready")
 RESYNC = 60.0
+POLL = 5.0          # status poll of providers without notification (virtual-kubelet: 5 s)
+
+
+def provider_notifies(provider) -> bool:
+    """Whether ``provider`` pushes status changes (overrides ``notify_pods``)."""
+    return getattr(type(provider), "notify_pods", None) is not Provider.notify_pods
 
 
 def unsupported_reason(pod: dict) -> str | None:
@@ -85,9 +98,12 @@ class PodController:
     """Pod sync for one node (see the module docstring)."""
 
     def __init__(self, client: Client, provider, node_name: str, *, host_ip: str = "127.0.0.1",
-                 workers: int = 32, meter=None):
+                 workers: int = 32, meter=None, poll_interval: float = POLL):
         self.client = client
         self.meter = meter              # billing: skube.billing.Meter (None: not metered)
+        # instance sizes pods are run as (eci-use-specs); None on node-pool nodes (no per-pod sizing)
+        self.spec_table = meter.table if meter is not None else None
+        self.poll_interval = poll_interval
         self.provider = provider
         self.node_name = node_name
         self.host_ip = host_ip
@@ -98,6 +114,7 @@ class PodController:
         self.queue = WorkQueue(limiter, name=f"pods on {node_name}")
         self._written: dict[str, tuple[str, dict]] = {}   # key -> (uid, comparable status written)
         self._deleting: set[str] = set()
+        self._meta_changed: set[str] = set()     # labels/annotations changed: tell the provider
         self._tasks: list[asyncio.Task] = []
         self.synced = asyncio.Event()
         self.stats = {"created": 0, "deleted": 0, "status_writes": 0, "failed_unsupported": 0,
@@ -117,6 +134,9 @@ class PodController:
         self._tasks = [loop.create_task(run_workers(self.queue, self.sync, self.workers),
                                         name="pod sync workers"),
                        loop.create_task(self._resync_loop(), name="pod resync")]
+        if not provider_notifies(self.provider):
+            self._tasks.append(loop.create_task(self._resync_loop(self.poll_interval),
+                                                name="pod status poll"))
         self.synced.set()
 
     async def stop(self) -> None:
@@ -136,17 +156,22 @@ class PodController:
     def _on_update(self, old: dict, new: dict) -> None:
         _slim(new)
         if _interesting(old, new):
+            om, nm = old.get("metadata") or {}, new.get("metadata") or {}
+            if om.get("labels") != nm.get("labels") or om.get("annotations") != nm.get("annotations"):
+                self._meta_changed.add(_key(new))
             self.queue.add(_key(new))
 
     def _on_delete(self, pod: dict) -> None:
+        self._meta_changed.discard(_key(pod))
         self.queue.add(_key(pod))
 
     def _on_provider(self, pod: dict) -> None:
         self.queue.add(_key(pod))
 
-    async def _resync_loop(self) -> None:
+    async def _resync_loop(self, every: float = RESYNC) -> None:
+        """Queue every live pod each ``every`` seconds (resync; status poll)."""
         while True:
-            await asyncio.sleep(RESYNC)
+            await asyncio.sleep(every)
             for pod in self.informer.list():
                 if (pod.get("status") or {}).get("phase") not in TERMINAL:
                     self.queue.add(_key(pod))
@@ -199,6 +224,12 @@ class PodController:
             return None
         if inst is None:
             started_before = bool(status.get("startTime") or status.get("hostIP"))
+            if not started_before and self.spec_table is not None:
+                try:
+                    self.spec_table.spec_for_pod(pod)       # eci-use-specs: a size that fits?
+                except SpecUnsatisfiable as e:
+                    await self._fail(pod, "InstanceSpecUnsatisfiable", str(e), event=True)
+                    return None
             if started_before:
                 self._meter_stopped(pod)          # billing: the lost instance's run ends
                 if (pod.get("spec") or {}).get("restartPolicy", "Always") == "Never":
@@ -213,7 +244,8 @@ class PodController:
             await asyncio.sleep(0)   # let an instant start happen: one status write instead of two
             inst = await self.provider.get_pod(ns, name)
         else:
-            if self._spec_changed(pod, inst):
+            if self._spec_changed(pod, inst) or key in self._meta_changed:
+                self._meta_changed.discard(key)
                 await self.provider.update_pod(pod)
         pstatus = (inst or {}).get("status")
         if pstatus is None:
@@ -305,28 +337,39 @@ class PodController:
         phase = pstatus.get("phase")
         css = pstatus.get("containerStatuses") or []
         inits = pstatus.get("initContainerStatuses") or []
-        all_ready = bool(css) and all(c.get("ready") for c in css) and phase == "Running"
-        initialized = phase in ("Running", "Succeeded", "Failed") or \
-            (not inits or all("terminated" in (c.get("state") or {}) for c in inits))
+        # sidecars (restartPolicy: Always init containers) count for readiness, and for
+        # initialization once started
+        sidecars = {c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []
+                    if c.get("restartPolicy") == "Always"}
+        side_css = [c for c in inits if c.get("name") in sidecars]
+        all_ready = bool(css) and all(c.get("ready") for c in side_css + css) and phase == "Running"
+
+        def init_done(c: dict) -> bool:
+            return "terminated" in (c.get("state") or {}) or \
+                (c.get("name") in sidecars and bool(c.get("started")))
+        initialized = phase in ("Running", "Succeeded", "Failed") or all(init_done(c) for c in inits)
         if phase in ("Succeeded",):
             reason_ready = "PodCompleted"
         elif phase == "Failed":
             reason_ready = "PodFailed"
         else:
             reason_ready = "ContainersNotReady"
-        not_ready = [c["name"] for c in css if not c.get("ready")]
+        not_ready = [c["name"] for c in side_css + css if not c.get("ready")]
         msg = f"containers with unready status: [{' '.join(not_ready)}]" if not_ready else None
         ours = {
             "PodScheduled": ("True", None, None),
             "Initialized": ("True", None, None) if initialized else
             ("False", "ContainersNotInitialized", "containers with incomplete status: [%s]" %
-             " ".join(c["name"] for c in inits if "terminated" not in (c.get("state") or {}))),
+             " ".join(c["name"] for c in inits if not init_done(c))),
             "ContainersReady": ("True", None, None) if all_ready else ("False", reason_ready, msg),
             "Ready": ("True", None, None) if all_ready else ("False", reason_ready, msg),
         }
         if pstatus.get("phase") == "Failed" and not css:
             ours["ContainersReady"] = ours["Ready"] = ("False", reason_ready, None)
         existing = {c.get("type"): c for c in (pod.get("status") or {}).get("conditions") or []}
+        for c in pstatus.get("conditions") or ():     # a provider's disruption (e.g. spot reclaim)
+            if c.get("type") == "DisruptionTarget":
+                existing[c["type"]] = c
         out = []
         for typ in CONDITION_TYPES:
             status, reason, message = ours[typ]
@@ -405,4 +448,4 @@ def _key(pod: dict) -> str:
     return f"{m.get('namespace')}/{m.get('name')}"
 
 
-__all__ = ["PodController", "unsupported_reason", "PODS", "EVENTS"]
+__all__ = ["PodController", "unsupported_reason", "provider_notifies", "PODS", "EVENTS", "POLL"]

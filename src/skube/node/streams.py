@@ -26,6 +26,7 @@ class ExecStreams:
         self.stdin, self.stdout, self.stderr, self.tty = stdin, stdout, stderr, tty
         self._stdin: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._resize: asyncio.Queue[tuple[int, int] | None] = asyncio.Queue()
+        self.disconnected = asyncio.Event()     # the client's WebSocket is gone
         self._reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -52,6 +53,7 @@ class ExecStreams:
                 elif ch == CLOSE and data[:1] == bytes([STDIN]):
                     self._stdin.put_nowait(None)
         finally:
+            self.disconnected.set()
             self._stdin.put_nowait(None)
             self._resize.put_nowait(None)
 
@@ -130,4 +132,45 @@ async def run_exec_handle(handle, streams: ExecStreams) -> int:
     finally:
         for t in side + outs:
             t.cancel()
+        handle.close()
+
+
+async def run_attach_handle(handle, streams: ExecStreams, *, container_stdin: bool) -> None:
+    """Bridge an attach handle (``read()`` → ``(pipe, data)`` or None at the end of output,
+    ``write(data)``, ``close_stdin()``, ``resize(rows, cols)``, ``close()``, pipe numbers
+    ``STDOUT``/``STDERR``) to the client's streams. Returns when the container's output ends
+    (it exited) or the client goes away; the container keeps running in the latter case.
+    The client's stdin reaches the container only if it was started with ``stdin``."""
+
+    async def pump_in():
+        while (chunk := await streams.read_stdin()) is not None:
+            await handle.write(chunk)
+        handle.close_stdin()        # with stdinOnce the monitor now closes the container's stdin
+
+    async def pump_out():
+        while (msg := await handle.read()) is not None:
+            pipe, data = msg
+            if pipe == handle.STDERR:
+                if streams.stderr or streams.tty:
+                    await streams.write_stderr(data)
+            elif streams.stdout:
+                await streams.write_stdout(data)
+
+    async def resizes():
+        async for width, height in streams.resizes():
+            handle.resize(height, width)
+
+    side = []
+    if streams.stdin and container_stdin:
+        side.append(asyncio.ensure_future(pump_in()))
+    if streams.tty:
+        side.append(asyncio.ensure_future(resizes()))
+    out = asyncio.ensure_future(pump_out())
+    gone = asyncio.ensure_future(streams.disconnected.wait())
+    try:
+        await asyncio.wait([out, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in side + [out, gone]:
+            t.cancel()
+        await asyncio.gather(*side, out, gone, return_exceptions=True)
         handle.close()
