@@ -3,6 +3,7 @@ pause/resume and restart, Recreate; ReplicaSet scale-down order."""
 from __future__ import annotations
 
 import threading
+import time
 
 from tests.conftest import wait_for
 from tests.controllers.conftest import PodWatch, is_ready, pod_template
@@ -108,3 +109,49 @@ def test_recreate(env):
     env.kubectl("rollout", "status", "deployment/rc", "--timeout=60s")
     pods = [p for p in env.pods(NS, "app=rc") if not p["metadata"].get("deletionTimestamp")]
     assert len(pods) == 2 and all(p["spec"]["containers"][0]["image"] == "nginx:2.0" for p in pods)
+
+
+def test_pod_template_hash_shape(env):
+    from skube.controllers.deployment import SAFE_ALPHABET, template_hash
+    env.apply(deployment("hashed", 1, "nginx:1.0"))
+    rs = wait_for(lambda: env.get("rs", "-n", NS, "-l", "app=hashed")["items"], 30, message="rs")[0]
+    d = env.get("deployment", "hashed", "-n", NS)
+    h = rs["metadata"]["labels"]["pod-template-hash"]
+    assert h == template_hash(d["spec"]["template"], d["status"].get("collisionCount"))
+    assert set(h) <= set(SAFE_ALPHABET) and 1 <= len(h) <= 10     # safe-encoded decimal of a uint32
+    assert rs["spec"]["selector"]["matchLabels"]["pod-template-hash"] == h
+    assert template_hash(d["spec"]["template"], 1) != h
+    env.kubectl("delete", "deployment", "hashed", "-n", NS, "--wait=false")
+
+
+def _progressing(env, name: str) -> dict:
+    d = env.get("deployment", name, "-n", NS)
+    return next((c for c in d["status"].get("conditions") or [] if c["type"] == "Progressing"), {})
+
+
+def test_progress_deadline_exceeded_and_paused(env):
+    """Pods that never start: Progressing=False/ProgressDeadlineExceeded after the deadline and
+    `kubectl rollout status` fails with upstream's message; a paused deployment never times out."""
+    for name in ("stuck", "held"):
+        d = deployment(name, 2, "nginx:1.0")
+        d["spec"]["progressDeadlineSeconds"] = 3
+        d["spec"]["template"]["metadata"]["annotations"] = {"mock.skube.io/start-delay-ms": "600000"}
+        env.apply(d)
+    env.kubectl("rollout", "pause", "deployment/held", "-n", NS)
+    wait_for(lambda: _progressing(env, "held").get("reason") == "DeploymentPaused", 30, message="paused")
+    assert _progressing(env, "stuck").get("reason") in ("NewReplicaSetCreated", "ReplicaSetUpdated")
+    res = env.kubectl("rollout", "status", "deployment/stuck", "-n", NS, "--timeout=60s", check=False)
+    assert res.returncode != 0
+    assert 'error: deployment "stuck" exceeded its progress deadline' in res.stderr
+    cond = _progressing(env, "stuck")
+    rs = env.get("rs", "-n", NS, "-l", "app=stuck")["items"][0]["metadata"]["name"]
+    assert cond["status"] == "False" and cond["reason"] == "ProgressDeadlineExceeded"
+    assert cond["message"] == f'ReplicaSet "{rs}" has timed out progressing.'
+    held_since = _progressing(env, "held")["lastUpdateTime"]
+    from skube.controllers.controllerutils import parse_time
+    wait_for(lambda: time.time() > parse_time(held_since) + 5, 15)
+    env.kubectl("annotate", "deployment", "held", "-n", NS, "poke=1")     # one more sync past the deadline
+    wait_for(lambda: env.get("deployment", "held", "-n", NS)["status"].get("observedGeneration") is not None, 10)
+    held = _progressing(env, "held")
+    assert held["status"] == "Unknown" and held["reason"] == "DeploymentPaused"
+    env.kubectl("delete", "deployment", "stuck", "held", "-n", NS, "--wait=false")

@@ -51,3 +51,48 @@ def test_resource_quota_counts_and_refuses(cluster):
     wait_for(lambda: cluster.kubectl_json("-n", "quoted", "get", "quota", "q")["status"]["used"]["pods"] == "1",
              message="usage to drop")
     cluster.kubectl("-n", "quoted", "run", "c", "--image=busybox:1.36", "--overrides", pod)
+
+
+def test_concurrent_creates_cannot_exceed_quota(cluster):
+    """Pods created at once against `pods: 5` and against `requests.cpu: 1` (300m each):
+    the check is atomic with the write, so exactly 5 and exactly 3 are admitted."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from kubernetes import client
+    from kubernetes.client.rest import ApiException
+
+    api = client.CoreV1Api(cluster.client())
+    api.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] = 20
+
+    def race(ns: str, hard: str, cpu: str | None, n: int) -> list[tuple[int, str]]:
+        cluster.kubectl("create", "namespace", ns)
+        cluster.kubectl("-n", ns, "create", "quota", "q", f"--hard={hard}")
+        barrier = threading.Barrier(n)
+
+        def create(i: int):
+            c = {"name": "c", "image": "busybox:1.36"}
+            if cpu:
+                c["resources"] = {"requests": {"cpu": cpu}}
+            body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"p{i}"}, "spec": {"containers": [c]}}
+            barrier.wait(10)
+            try:
+                api.create_namespaced_pod(ns, body)
+                return 201, ""
+            except ApiException as e:
+                return e.status, e.body
+
+        with ThreadPoolExecutor(n) as pool:
+            return list(pool.map(create, range(n)))
+
+    for ns, hard, cpu, n, admitted, used in (("racing", "pods=5", None, 20, 5, {"pods": "5"}),
+                                             ("racing-cpu", "requests.cpu=1", "300m", 10, 3,
+                                              {"requests.cpu": "900m"})):
+        results = race(ns, hard, cpu, n)
+        codes = sorted(code for code, _ in results)
+        assert codes == [201] * admitted + [403] * (n - admitted), (ns, codes)
+        assert all("exceeded quota: q" in body for code, body in results if code == 403)
+        assert len(cluster.kubectl_json("-n", ns, "get", "pods")["items"]) == admitted
+        got = wait_for(lambda: (u := (cluster.kubectl_json("-n", ns, "get", "quota", "q").get("status") or {})
+                                .get("used")) and u == used and u, message=f"{ns} quota status")
+        assert got == used

@@ -3,8 +3,9 @@
 LimitRange: container defaults (default → limits, defaultRequest → requests) and
 min / max / maxLimitRequestRatio checks for Containers and Pods. ResourceQuota:
 a create that would take a namespace's usage past a quota's `hard` is refused
-(403); usage is counted from the stored objects, and each quota's status
-(`hard`, `used`) is kept current after writes in its namespace."""
+(403); usage is counted from the stored objects plus the creates admitted but not
+yet stored (``Reservations``), so concurrent creates cannot together pass a quota;
+each quota's status (`hard`, `used`) is kept current after writes in its namespace."""
 from __future__ import annotations
 
 from fractions import Fraction
@@ -95,6 +96,11 @@ def _check(info, name, scope, item, requests, limits) -> None:
 
 # ---- ResourceQuota -----------------------------------------------------------------------
 
+def _pod_counts(pod: dict) -> bool:
+    """Finished pods are not charged to quotas."""
+    return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
 def usage_of(info: ResourceInfo, obj: dict) -> dict[str, Fraction]:
     """What one object counts against quotas."""
     out: dict[str, Fraction] = {}
@@ -104,7 +110,7 @@ def usage_of(info: ResourceInfo, obj: dict) -> dict[str, Fraction]:
     if classic:
         out[classic] = Fraction(1)
     if info.kind == "Pod" and not info.group:
-        if (obj.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        if not _pod_counts(obj):
             return {}
         for c in (obj.get("spec") or {}).get("containers") or []:
             res = c.get("resources") or {}
@@ -122,26 +128,121 @@ def usage_of(info: ResourceInfo, obj: dict) -> dict[str, Fraction]:
     return out
 
 
-def namespace_usage(store, registry, namespace: str, names: set[str]) -> dict[str, Fraction]:
-    """Current usage of the quota resources ``names`` in ``namespace``, from the stored objects."""
+_POD_COMPUTE = ("requests.", "limits.") + _COMPUTE
+_SERVICE_NAMES = ("services.nodeports", "services.loadbalancers")
+
+
+_NANO = 10 ** 9
+
+
+class UsageMemo:
+    """Each object's quota usage, remembered by key and mod_revision, in nano-units
+    (integers add far faster than Fractions), so a namespace's usage is re-summed
+    without re-parsing the quantities of objects that did not change. Entries of
+    objects gone from a listing are dropped at the next scan of that listing."""
+
+    def __init__(self):
+        self._by_prefix: dict[str, dict[str, tuple[int, dict[str, int | Fraction]]]] = {}
+
+    def sum(self, info: ResourceInfo, prefix: str, records, used: dict[str, Fraction]) -> None:
+        old = self._by_prefix.get(prefix) or {}
+        new: dict[str, tuple[int, dict[str, int | Fraction]]] = {}
+        totals: dict[str, int] = {}
+        for rec in records:
+            hit = old.get(rec.key)
+            if hit is None or hit[0] != rec.mod_revision:
+                hit = (rec.mod_revision, {k: (int(v * _NANO) if (v * _NANO).denominator == 1 else v)
+                                          for k, v in usage_of(info, rec.obj).items()})
+            new[rec.key] = hit
+            for k, v in hit[1].items():
+                if k not in used:
+                    continue
+                if type(v) is int:
+                    totals[k] = totals.get(k, 0) + v
+                else:
+                    used[k] += v
+        self._by_prefix[prefix] = new
+        for k, v in totals.items():
+            used[k] += Fraction(v, _NANO)
+
+
+_POD_COMPUTE = ("requests.", "limits.") + _COMPUTE
+_SERVICE_NAMES = ("services.nodeports", "services.loadbalancers")
+
+
+def namespace_usage(store, registry, namespace: str, names: set[str],
+                    memo: UsageMemo | None = None) -> dict[str, Fraction]:
+    """Current usage of the quota resources ``names`` in ``namespace``, from the stored
+    objects in memory: only kinds a name refers to are read, object counts are counted
+    without looking inside the objects (except pods, whose finished ones do not count),
+    and ``memo`` spares re-parsing unchanged objects."""
     used = {n: Fraction(0) for n in names}
     for info in registry.resources():
         if not info.namespaced or info.stored_as or "list" not in info.verbs:
             continue
         count_name = f"count/{info.plural}" + (f".{info.group}" if info.group else "")
-        relevant = count_name in names or _COUNT_NAMES.get((info.group, info.plural)) in names or (
-            info.kind == "Pod" and not info.group) or (info.kind == "Service" and not info.group)
-        if not relevant:
+        counts = [n for n in (count_name, _COUNT_NAMES.get((info.group, info.plural))) if n in names]
+        core = not info.group
+        inner = [n for n in names if (core and info.kind == "Pod" and n.startswith(_POD_COMPUTE))
+                 or (core and info.kind == "Service" and n in _SERVICE_NAMES)]
+        if not counts and not inner:
             continue
-        for rec in store.list(info.list_prefix(namespace))[0]:
+        prefix = info.list_prefix(namespace)
+        if not inner:
+            if core and info.kind == "Pod":
+                n = sum(1 for rec in store.list(prefix)[0] if _pod_counts(rec.obj))
+            else:
+                n = store.count(prefix)
+            for k in counts:
+                used[k] += n
+            continue
+        records = store.list(prefix)[0]
+        if memo is not None:
+            memo.sum(info, prefix, records, used)
+            continue
+        for rec in records:
             for k, v in usage_of(info, rec.obj).items():
                 if k in used:
                     used[k] += v
     return used
 
 
-def check_quotas(info: ResourceInfo, obj: dict, quotas: list[dict], store, registry) -> None:
-    """Refuse a create that would exceed any quota of the namespace (403, upstream's message)."""
+class Reservations:
+    """Usage of creates admitted against a quota whose write has not landed yet.
+
+    ``check_quotas`` counts them and reserves the new object's usage in the same
+    synchronous step, so two creates in flight together cannot exceed a quota (the
+    role upstream's quota evaluator plays by charging the quota before the write).
+    The caller releases a reservation when its write finished or failed; one whose
+    object is already stored is not counted twice meanwhile."""
+
+    def __init__(self):
+        self._by_ns: dict[str, dict[str, tuple[str, dict[str, Fraction]]]] = {}
+
+    def reserve(self, ns: str, uid: str, key: str, delta: dict[str, Fraction]) -> None:
+        self._by_ns.setdefault(ns, {})[uid] = (key, delta)
+
+    def release(self, ns: str | None, uid: str | None) -> None:
+        held = self._by_ns.get(ns or "")
+        if held is not None and held.pop(uid, None) is not None and not held:
+            del self._by_ns[ns]
+
+    def pending(self, ns: str, store, names: set[str]) -> dict[str, Fraction]:
+        out = {n: Fraction(0) for n in names}
+        for uid, (key, delta) in (self._by_ns.get(ns) or {}).items():
+            rec = store.get(key)
+            if rec is not None and rec.obj["metadata"].get("uid") == uid:
+                continue        # stored: namespace_usage counts it already
+            for k, v in delta.items():
+                if k in out:
+                    out[k] += v
+        return out
+
+
+def check_quotas(info: ResourceInfo, obj: dict, quotas: list[dict], store, registry,
+                 reservations: Reservations | None = None, memo: UsageMemo | None = None) -> None:
+    """Refuse a create that would exceed any quota of the namespace (403, upstream's
+    message); when it fits, reserve its usage in ``reservations`` (keyed by uid)."""
     delta = usage_of(info, obj)
     if not delta:
         return
@@ -160,7 +261,10 @@ def check_quotas(info: ResourceInfo, obj: dict, quotas: list[dict], store, regis
                 containers = ",".join(c.get("name", "") for c in (obj.get("spec") or {}).get("containers") or [])
                 raise _forbidden(info, name, f"failed quota: {qname}: must specify "
                                              f"{','.join(sorted(missing))} for: {containers}")
-        used = namespace_usage(store, registry, ns, set(tracked))
+        used = namespace_usage(store, registry, ns, set(tracked), memo)
+        if reservations is not None:
+            for k, v in reservations.pending(ns, store, set(tracked)).items():
+                used[k] += v
         over = [k for k in tracked if used[k] + delta.get(k, 0) > _q(hard[k])]
         if over:
             over.sort()
@@ -169,9 +273,11 @@ def check_quotas(info: ResourceInfo, obj: dict, quotas: list[dict], store, regis
             limited = ",".join(f"{k}={hard[k]}" for k in over)
             raise _forbidden(info, name, f"exceeded quota: {qname}, requested: {requested}, "
                                          f"used: {usedtxt}, limited: {limited}")
+    if reservations is not None:
+        reservations.reserve(ns, obj["metadata"].get("uid"), info.key(ns, obj["metadata"].get("name") or ""), delta)
 
 
-def quota_status(q: dict, store, registry) -> dict:
+def quota_status(q: dict, store, registry, memo: UsageMemo | None = None) -> dict:
     hard = (q.get("spec") or {}).get("hard") or {}
-    used = namespace_usage(store, registry, q["metadata"]["namespace"], set(hard))
+    used = namespace_usage(store, registry, q["metadata"]["namespace"], set(hard), memo)
     return {"hard": dict(hard), "used": {k: _fmt(k, v) for k, v in used.items()}}

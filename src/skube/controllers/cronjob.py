@@ -1,15 +1,20 @@
 """The CronJob controller (upstream's cronjob v2 loop) and a small cron evaluator.
 
 Schedules are robfig/cron ``ParseStandard`` strings (five fields, names, ranges,
-steps, ``@hourly``-style descriptors, ``@every <duration>``), optionally prefixed
-``TZ=<zone>`` / ``CRON_TZ=<zone>``; ``spec.timeZone`` wins. Times are evaluated in
-that zone with :mod:`zoneinfo` (UTC when none is given).
+steps, ``@hourly``-style descriptors, ``@every <duration>``; day-of-month and
+day-of-week are OR-ed unless either is a bare ``*``/``?``, robfig's star bit).
+Validation refuses ``TZ=``/``CRON_TZ=`` prefixes in new schedules (as upstream);
+objects that already carry one still run in that zone unless ``spec.timeZone``
+is set. Times are evaluated with :mod:`zoneinfo` (UTC when no zone is given).
+Across DST, as robfig: a wall-clock time skipped by spring-forward does not run,
+and one in a fall-back's repeated hour runs at both of its instants.
 
 Each pass: refresh ``status.active`` from the owned Jobs (SawCompletedJob,
 lastSuccessfulTime), find the most recent unmet schedule time since
-lastScheduleTime (or creation), bounded by startingDeadlineSeconds (MissSchedule,
-TooManyMissedTimes), honour suspend and concurrencyPolicy (Allow, Forbid,
-Replace), create the Job ``<cronjob>-<scheduled time in minutes>`` with the
+lastScheduleTime (or creation), no earlier than now - startingDeadlineSeconds
+(MissSchedule; more than 100 unmet times → TooManyMissedTimes with upstream's
+estimate, and only the most recent runs), honour suspend and concurrencyPolicy
+(Allow, Forbid, Replace), create the Job ``<cronjob>-<scheduled time in minutes>`` with the
 ``batch.kubernetes.io/cronjob-scheduled-timestamp`` annotation, record
 lastScheduleTime, and delete finished Jobs beyond successful/failedJobsHistoryLimit.
 The controller's "now" is injectable (``clock``) for tests and simulations.
@@ -18,11 +23,13 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import logging
 import re
 import time
 from zoneinfo import ZoneInfo
 
+from ..api.validation.cron import _BOUNDS
 from ..client import ApiError, Client, object_key
 from .controllerutils import (CRONJOBS, JOBS, BaseController, condition, controller_ref, in_namespace,
                               owner_ref, parse_time, update_status)
@@ -32,10 +39,6 @@ log = logging.getLogger("skube.controllers.cronjob")
 SCHEDULED_TIMESTAMP = "batch.kubernetes.io/cronjob-scheduled-timestamp"
 MAX_MISSED = 100
 
-_MONTHS = {m: i + 1 for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))}
-_DAYS = {d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}
-_BOUNDS = ((0, 59, None), (0, 23, None), (1, 31, None), (1, 12, _MONTHS), (0, 6, _DAYS))
 _DESCRIPTORS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *",
                 "@weekly": "0 0 * * 0", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
                 "@hourly": "0 * * * *"}
@@ -44,6 +47,10 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h":
 
 
 class CronError(ValueError):
+    pass
+
+
+class UnknownTimeZone(CronError):
     pass
 
 
@@ -60,7 +67,7 @@ class Schedule:
         try:
             self.tz = ZoneInfo(tz) if tz else dt.timezone.utc
         except Exception as e:  # noqa: BLE001
-            raise CronError(f"unknown time zone {tz}") from e
+            raise UnknownTimeZone(f"unknown time zone {tz}") from e
         self.every: float | None = None
         if spec.startswith("@every "):
             total = 0.0
@@ -82,7 +89,9 @@ class Schedule:
             for part in f.split(","):
                 vals |= self._range(part, lo, hi, names)
             self.sets.append(vals)
-            self.star.append(f.startswith("*") or f.startswith("?"))
+            # robfig's starBit: a bare `*`/`?` (step 1) in the field; `*/2` is not a star
+            self.star.append(any(part.split("/")[0] in ("*", "?") and part.split("/")[1:] in ([], ["1"])
+                                 for part in f.split(",")))
         self.minutes, self.hours, self.dom, self.months, self.dow = self.sets
 
     @staticmethod
@@ -117,13 +126,42 @@ class Schedule:
             return dom_ok and dow_ok
         return dom_ok or dow_ok
 
+    def _matches(self, d: dt.datetime) -> bool:
+        return (d.minute in self.minutes and d.hour in self.hours and d.month in self.months
+                and self._day_ok(d))
+
+    def _instants(self, d: dt.datetime) -> list[float]:
+        """The instants at which wall time ``d`` occurs: none in a DST gap, two in a
+        repeated hour."""
+        if self.tz is dt.timezone.utc:
+            return [d.replace(tzinfo=dt.timezone.utc).timestamp()]
+        out = []
+        for fold in (0, 1):
+            ts = d.replace(tzinfo=self.tz, fold=fold).timestamp()
+            if dt.datetime.fromtimestamp(ts, self.tz).replace(tzinfo=None) == d and ts not in out:
+                out.append(ts)
+        return out
+
     def next(self, t: float) -> float | None:
         if self.every is not None:
             return float(int(t) + self.every)
-        d = dt.datetime.fromtimestamp(t, self.tz).replace(second=0, microsecond=0, tzinfo=None)
-        d += dt.timedelta(minutes=1)
+        local = dt.datetime.fromtimestamp(t, self.tz)
+        wall = local.replace(second=0, microsecond=0, tzinfo=None)
+        best = None
+        # in the first pass of a repeated hour, wall times before ours recur later
+        if self.tz is not dt.timezone.utc and not local.fold:
+            later = local.replace(fold=1)
+            shift = (local.utcoffset() or dt.timedelta(0)) - (later.utcoffset() or dt.timedelta(0))
+            d = wall - shift
+            while shift > dt.timedelta(0) and d <= wall and best is None:
+                if self._matches(d):
+                    best = min((ts for ts in self._instants(d) if ts > t), default=None)
+                d += dt.timedelta(minutes=1)
+        d = wall
         limit = d.year + 5
         while d.year <= limit:
+            if best is not None and self._earliest(d) >= best:
+                return best         # no later wall time can occur before the best instant
             if d.month not in self.months:
                 d = (d.replace(day=1, hour=0, minute=0) + dt.timedelta(days=32)).replace(day=1)
                 continue
@@ -136,24 +174,51 @@ class Schedule:
             if d.minute not in self.minutes:
                 d += dt.timedelta(minutes=1)
                 continue
-            if self.tz is dt.timezone.utc:
-                return d.replace(tzinfo=dt.timezone.utc).timestamp()
-            return d.replace(tzinfo=self.tz).timestamp()
-        return None
+            found = [ts for ts in self._instants(d) if ts > t]   # none: a DST gap, or not after t
+            if found:
+                best = min(found + ([best] if best is not None else []))
+                if self.tz is dt.timezone.utc:
+                    return best
+            d += dt.timedelta(minutes=1)
+        return best
+
+    def _earliest(self, d: dt.datetime) -> float:
+        """The first instant wall time ``d`` can denote (its first fold)."""
+        if self.tz is dt.timezone.utc:
+            return d.replace(tzinfo=dt.timezone.utc).timestamp()
+        return min(d.replace(tzinfo=self.tz, fold=0).timestamp(), d.replace(tzinfo=self.tz, fold=1).timestamp())
 
 
 def unmet_times(sched: Schedule, earliest: float, now: float) -> tuple[float | None, int]:
-    """(most recent schedule time in (earliest, now], number of such times, capped)."""
+    """(most recent schedule time in (earliest, now], how many there are).
+
+    Exact up to MAX_MISSED; past that the count is upstream's estimate (time elapsed
+    over the gap between the first two activations) and the most recent time is found
+    by searching back from ``now``, so a cron job that missed years of runs costs little."""
     last = None
     n = 0
     t = sched.next(earliest)
     while t is not None and t <= now:
         last = t
         n += 1
-        if n == MAX_MISSED + 1 and now - t > 8 * 86400:
-            # too many: only the most recent one matters, skip ahead
-            t = sched.next(now - 8 * 86400)
-            continue
+        if n > MAX_MISSED:
+            break
+        t = sched.next(t)
+    if n <= MAX_MISSED:
+        return last, n
+    t1 = sched.next(earliest)
+    t2 = sched.next(t1)
+    gap = max(1.0, round(t2 - t1))
+    n = int((now - t1) // gap) + 1
+    back = gap
+    while True:         # widen the window until it holds an activation, then walk it
+        start = max(earliest, now - back)
+        t = sched.next(start)
+        if t is not None and t <= now:
+            break
+        back *= 2
+    while t is not None and t <= now:
+        last = t
         t = sched.next(t)
     return last, n
 
@@ -258,8 +323,13 @@ class CronJobController(BaseController):
             return None
         try:
             sched = Schedule(spec["schedule"], spec.get("timeZone"))
+        except UnknownTimeZone as e:
+            self.recorder.warning(cj, "UnknownTimeZone",
+                                  f"invalid timeZone: {json.dumps(spec.get('timeZone'))}: {e}")
+            return None
         except CronError as e:
-            self.recorder.warning(cj, "UnparseableSchedule", f"unparseable schedule: {spec.get('schedule')!r} : {e}")
+            self.recorder.warning(cj, "UnparseableSchedule",
+                                  f"unparseable schedule: {json.dumps(spec.get('schedule'))} : {e}")
             return None
         created = parse_time(cj["metadata"].get("creationTimestamp")) or now
         earliest = parse_time(status.get("lastScheduleTime")) or created
@@ -273,11 +343,12 @@ class CronJobController(BaseController):
             return requeue
         if missed > MAX_MISSED:
             self.recorder.warning(cj, "TooManyMissedTimes",
-                                  "too many missed start times. Set or decrease .spec.startingDeadlineSeconds "
-                                  "or check clock skew")
+                                  f"too many missed start times: {missed}. Set or decrease "
+                                  ".spec.startingDeadlineSeconds or check clock skew")
         if deadline is not None and scheduled + int(deadline) < now:
-            self.recorder.warning(cj, "MissSchedule", f"Missed scheduled time to start a job: "
-                                  f"{_iso(scheduled, sched.tz)}")
+            self.recorder.warning(cj, "MissSchedule", "Missed scheduled time to start a job: " +
+                                  dt.datetime.fromtimestamp(scheduled, dt.timezone.utc)
+                                  .strftime("%a, %d %b %Y %H:%M:%S +0000"))
             return requeue
         name = f"{cj['metadata']['name']}-{int(scheduled // 60)}"
         if any(r.get("name") == name for r in status.get("active") or []) or \

@@ -38,6 +38,7 @@ MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
 SKIP_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration", REVISION,
                               REVISION_HISTORY, DESIRED, MAX_REPLICAS, "deprecated.deployment.rollback.to"})
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+MAX_INT32 = 2 ** 31 - 1
 
 # Progressing reasons
 NEW_RS_CREATED = "NewReplicaSetCreated"
@@ -117,6 +118,12 @@ def fenceposts(d: dict) -> tuple[int, int]:
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable
+
+
+def has_progress_deadline(d: dict) -> bool:
+    """Upstream's HasProgressDeadline: set, and not MaxInt32 (which means none)."""
+    v = d["spec"].get("progressDeadlineSeconds")
+    return v is not None and int(v) != MAX_INT32
 
 
 def max_unavailable(d: dict) -> int:
@@ -256,7 +263,7 @@ class DeploymentController(BaseController):
             body["metadata"]["annotations"] = ann
             body["spec"]["minReadySeconds"] = mrs
             rs = await self.client.update(REPLICASETS, body)
-        if condition(d, "Progressing") is None and d["spec"].get("progressDeadlineSeconds") is not None:
+        if condition(d, "Progressing") is None and has_progress_deadline(d):
             status = copy.deepcopy(d.get("status") or {})
             set_condition(status, "Progressing", "True", FOUND_NEW_RS,
                           f'Found new replica set "{rs["metadata"]["name"]}"', update_time=True)
@@ -295,7 +302,7 @@ class DeploymentController(BaseController):
         if rs["spec"]["replicas"] > 0:
             self.recorder.normal(d, "ScalingReplicaSet",
                                  f"Scaled up replica set {name} from 0 to {rs['spec']['replicas']}")
-        if d["spec"].get("progressDeadlineSeconds") is not None:
+        if has_progress_deadline(d):
             status = copy.deepcopy(d.get("status") or {})
             set_condition(status, "Progressing", "True", NEW_RS_CREATED,
                           f'Created new replica set "{name}"', update_time=True)
@@ -421,7 +428,7 @@ class DeploymentController(BaseController):
             await self.scale_rs(d, rs, max(0, sizes[rs["metadata"]["name"]]))
 
     async def check_paused_conditions(self, d: dict) -> None:
-        if d["spec"].get("progressDeadlineSeconds") is None:
+        if not has_progress_deadline(d):
             return
         cond = condition(d, "Progressing")
         paused_exists = cond is not None and cond.get("reason") == PAUSED
@@ -583,7 +590,7 @@ class DeploymentController(BaseController):
         old_status = d.get("status") or {}
         deadline = d["spec"].get("progressDeadlineSeconds")
         requeue = None
-        if deadline is None:
+        if not has_progress_deadline(d):
             status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "Progressing"]
         else:
             cond = condition({"status": status}, "Progressing")

@@ -11,9 +11,17 @@
   podFailurePolicy (onExitCodes / onPodConditions; FailJob, Ignore, Count,
   FailIndex), pod re-creation back-off (10 s doubling, configurable),
   ttlSecondsAfterFinished (the Job is deleted with Background propagation).
+* backoffLimitPerIndex / maxFailedIndexes (failures per index carried on the pods'
+  ``batch.kubernetes.io/job-index-failure-count`` / ``…-ignored-failure-count``
+  annotations; MaxFailedIndexesExceeded, FailedIndexes), successPolicy
+  (succeededIndexes / succeededCount → SuccessCriteriaMet reason SuccessPolicy),
+  podReplacementPolicy (``Failed``: a terminating pod is neither counted as failed
+  nor replaced until it is terminal — see ``pod_failed``), and ``spec.managedBy``: a Job
+  managed by another controller is left alone.
 * Conditions as upstream 1.3x: FailureTarget then Failed; SuccessCriteriaMet then
-  Complete (once no pod is left running); status active/ready/terminating,
-  startTime, completionTime.
+  Complete (once no pod is left running; the final condition carries the reason and
+  message of the interim one); status active/ready/terminating, startTime,
+  completionTime.
 """
 from __future__ import annotations
 
@@ -34,6 +42,9 @@ log = logging.getLogger("skube.controllers.job")
 FINALIZER = "batch.kubernetes.io/job-tracking"
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
 INDEX_ENV = "JOB_COMPLETION_INDEX"
+INDEX_FAILURES = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED = "batch.kubernetes.io/job-index-ignored-failure-count"
+CONTROLLER_NAME = "kubernetes.io/job-controller"
 POD_FAILURE_BACKOFF = 10.0
 MAX_POD_FAILURE_BACKOFF = 360.0
 
@@ -92,10 +103,54 @@ def _has_finalizer(pod: dict) -> bool:
     return FINALIZER in (pod["metadata"].get("finalizers") or ())
 
 
-def pod_failed(pod: dict) -> bool:
+def only_replace_failed(job: dict) -> bool:
+    """podReplacementPolicy Failed (the default when a podFailurePolicy is set)."""
+    spec = job["spec"]
+    return spec.get("podReplacementPolicy") == "Failed" or spec.get("podFailurePolicy") is not None
+
+
+def pod_failed(pod: dict, job: dict | None = None) -> bool:
+    """Upstream's isPodFailed: phase Failed, or (unless only failed pods are replaced)
+    being deleted without having succeeded. skube's node does not write a terminal
+    phase before its final delete (upstream's kubelet does), so a pod whose grace
+    period is down to 0 — its containers are stopped — counts as terminal too."""
     if phase(pod) == "Failed":
         return True
-    return is_terminating(pod) and phase(pod) != "Succeeded"
+    if not is_terminating(pod) or phase(pod) == "Succeeded":
+        return False
+    if job is not None and only_replace_failed(job):
+        return pod["metadata"].get("deletionGracePeriodSeconds") == 0
+    return True
+
+
+def _annotation_int(pod: dict, key: str) -> int:
+    try:
+        return max(0, int((pod["metadata"].get("annotations") or {}).get(key) or 0))
+    except ValueError:
+        return 0
+
+
+def match_success_policy(job: dict, completed: set[int]) -> str | None:
+    """The SuccessCriteriaMet message of the first successPolicy rule that ``completed``
+    (the succeeded indexes) satisfies, or None."""
+    completions = int(job["spec"].get("completions") or 0)
+    if not completed:
+        return None
+    for i, rule in enumerate((job["spec"].get("successPolicy") or {}).get("rules") or ()):
+        count = rule.get("succeededCount")
+        if rule.get("succeededIndexes") is not None:
+            try:
+                required = {x for x in parse_indexes(rule["succeededIndexes"]) if x < completions}
+            except ValueError:
+                continue
+            if not required:
+                continue
+            hit = len(required & completed)
+            if hit >= (int(count) if count is not None else len(required)):
+                return f"Matched rules at index {i}"
+        elif count is not None and len(completed) >= int(count):
+            return f"Matched rules at index {i}"
+    return None
 
 
 def match_failure_policy(job: dict, pod: dict) -> tuple[str | None, str]:
@@ -222,6 +277,9 @@ class JobController(BaseController):
         if job is None:
             return None
         job = copy.deepcopy(job)
+        managed_by = (job.get("spec") or {}).get("managedBy")
+        if managed_by and managed_by != CONTROLLER_NAME:
+            return None     # another controller owns this Job's status and pods
         if is_finished(job):
             await self._remove_finalizers(self._owned_pods(job))
             return await self._ttl(job)
@@ -271,17 +329,19 @@ class JobController(BaseController):
                         continue
                     completed_idx.add(idx)
                 unc_s.append(uid)
-            elif pod_failed(p):
-                if uid in self._deleted_by_us:
-                    release_only.append(p)
-                    continue
-                action, msg = match_failure_policy(job, p) if phase(p) == "Failed" else (None, "")
+            elif uid in self._deleted_by_us and is_terminating(p) and phase(p) != "Succeeded":
+                release_only.append(p)      # removed by this controller: never a failure
+                continue
+            elif pod_failed(p, job):
+                action, msg = match_failure_policy(job, p)
                 if action == "Ignore":
                     release_only.append(p)
                     continue
                 if action == "FailJob" and fail_job is None:
                     fail_job = ("PodFailurePolicy", msg)
-                if action == "FailIndex" and indexed and pod_index(p) is not None:
+                if indexed and pod_index(p) is not None and spec.get("backoffLimitPerIndex") is not None and (
+                        action == "FailIndex"
+                        or _annotation_int(p, INDEX_FAILURES) >= int(spec["backoffLimitPerIndex"])):
                     failed_idx.add(pod_index(p))
                 unc_f.append(uid)
                 new_failure = True
@@ -291,6 +351,18 @@ class JobController(BaseController):
 
         active = [p for p in pods if phase(p) not in ("Succeeded", "Failed") and not is_terminating(p)]
         terminating = [p for p in pods if is_terminating(p) and phase(p) not in ("Succeeded", "Failed")]
+        # replacement pods of an index carry its failure counts (backoffLimitPerIndex)
+        index_failures: dict[int, tuple[int, int]] = {}
+        if indexed and spec.get("backoffLimitPerIndex") is not None:
+            for p in pods:
+                idx = pod_index(p)
+                if idx is None or not pod_failed(p, job) or p["metadata"]["uid"] in self._deleted_by_us:
+                    continue
+                action, _ = match_failure_policy(job, p)
+                ignored = action == "Ignore"
+                counts = (_annotation_int(p, INDEX_FAILURES) + (0 if ignored else 1),
+                          _annotation_int(p, INDEX_IGNORED) + (1 if ignored else 0))
+                index_failures[idx] = max(index_failures.get(idx, (0, 0)), counts)
 
         # 3. failure and success criteria
         if condition(job, "FailureTarget") is None and fail_job is None:
@@ -332,6 +404,11 @@ class JobController(BaseController):
             if success and condition({"status": status}, "SuccessCriteriaMet") is None:
                 set_condition(status, "SuccessCriteriaMet", "True", "CompletionsReached",
                               "Reached expected number of succeeded pods", ts)
+            elif indexed and target is None and spec.get("successPolicy") and \
+                    condition({"status": status}, "SuccessCriteriaMet") is None:
+                msg = match_success_policy(job, completed_idx)
+                if msg:
+                    set_condition(status, "SuccessCriteriaMet", "True", "SuccessPolicy", msg, ts)
 
         # 4. pods
         deleting: list[dict] = []
@@ -358,7 +435,9 @@ class JobController(BaseController):
                 if len(active) > want:
                     deleting = deletion_order(active)[:len(active) - want]
                 else:
-                    creating = want - len(active)
+                    # with podReplacementPolicy Failed, terminating pods still hold their slot
+                    held = len(terminating) if only_replace_failed(job) else 0
+                    creating = max(0, want - len(active) - held)
         delay = None
         if creating and counted_failed > 0:
             last = self._last_failure.get(key)
@@ -403,9 +482,8 @@ class JobController(BaseController):
             if t is not None:
                 set_condition(status, "Failed", "True", t["reason"], t["message"], ts)
                 finished = True
-            elif condition({"status": status}, "SuccessCriteriaMet") is not None:
-                set_condition(status, "Complete", "True", "CompletionsReached",
-                              "Reached expected number of succeeded pods", ts)
+            elif (met := condition({"status": status}, "SuccessCriteriaMet")) is not None:
+                set_condition(status, "Complete", "True", met["reason"], met["message"], ts)
                 status["completionTime"] = ts
                 finished = True
         for k in ("active", "succeeded", "failed"):
@@ -424,7 +502,8 @@ class JobController(BaseController):
         if deleting:
             await self._delete(key, job, deleting)
         if creating:
-            await self._create(key, job, ref, creating, active + terminating, completed_idx, failed_idx)
+            await self._create(key, job, ref, creating, active + terminating, completed_idx, failed_idx,
+                               index_failures)
         if finished:
             return await self._ttl(job)
         requeue = delay
@@ -472,7 +551,8 @@ class JobController(BaseController):
         await asyncio.gather(*(one(p) for p in pods))
 
     async def _create(self, key: str, job: dict, ref: dict, n: int, existing: list[dict],
-                      completed: set[int], failed_idx: set[int]) -> None:
+                      completed: set[int], failed_idx: set[int],
+                      index_failures: dict[int, tuple[int, int]] | None = None) -> None:
         template = job["spec"].get("template") or {}
         indexed = job["spec"].get("completionMode") == "Indexed"
         indexes: list[int | None] = [None] * n
@@ -494,6 +574,11 @@ class JobController(BaseController):
                 body["metadata"]["finalizers"].append(FINALIZER)
             if idx is not None:
                 body["metadata"].setdefault("annotations", {})[INDEX_KEY] = str(idx)
+                if job["spec"].get("backoffLimitPerIndex") is not None:
+                    fails, ignored = (index_failures or {}).get(idx, (0, 0))
+                    body["metadata"]["annotations"][INDEX_FAILURES] = str(fails)
+                    if ignored:
+                        body["metadata"]["annotations"][INDEX_IGNORED] = str(ignored)
                 body["metadata"]["labels"][INDEX_KEY] = str(idx)
                 spec = body["spec"]
                 if not spec.get("hostname"):

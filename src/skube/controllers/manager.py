@@ -22,6 +22,7 @@ from .namespace import NamespaceController
 from .nodelifecycle import NodeLifecycleController
 from .podgc import PodGCController
 from .replicaset import ReplicaSetController
+from .rootca import RootCACertPublisher
 from .serviceaccount import ServiceAccountController
 from .statefulset import StatefulSetController
 
@@ -41,6 +42,7 @@ CONTROLLERS = {
     "endpoints": EndpointsController,
     "endpointslice": EndpointSliceController,
     "serviceaccount": ServiceAccountController,
+    "root-ca-cert-publisher": RootCACertPublisher,
     "podgc": PodGCController,
     "scheduler": Scheduler,
 }
