@@ -71,6 +71,10 @@ class Cluster:
 
 def start_apiserver(data_dir: Path, port: int | None = None, *extra: str, timeout: float = 60) -> Cluster:
     port = port or free_port()
+    if not any(a.startswith("--disable-admission-plugins") for a in extra):
+        # as upstream's integration framework: no controller manager creates the
+        # `default` ServiceAccount here, so its admission is off unless a test asks
+        extra = (*extra, "--disable-admission-plugins=ServiceAccount")
     data_dir.mkdir(parents=True, exist_ok=True)
     log = data_dir / f"apiserver-{port}-{int(time.time() * 1000)}.log"
     out = open(log, "w")

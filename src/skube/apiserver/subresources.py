@@ -1,9 +1,6 @@
 """Subresources (status, scale, binding, eviction, finalize) and admission steps
-that need cluster state (Service ClusterIP and NodePort allocation)."""
+that need cluster state (Service ClusterIP and NodePort allocation: .ipalloc)."""
 from __future__ import annotations
-
-import ipaddress
-import random
 
 import orjson
 
@@ -11,9 +8,6 @@ from ..api import errors, patch, selectors
 from ..api.registry import ResourceInfo
 from .http import Request, send_json
 from .objects import deep_copy, now_rfc3339
-
-SERVICE_CIDR = "10.43.0.0/16"
-NODE_PORT_RANGE = (30000, 32767)
 
 
 def _success(details: dict | None = None) -> dict:
@@ -44,7 +38,6 @@ class Subresources:
     def __init__(self, server):
         self.server = server
         self.store = server.store
-        self.reserved_ips: set[str] = set()
 
     async def handle(self, req: Request, send, info: ResourceInfo, ns, name, sub, extra) -> None:
         r = self.server.resources
@@ -217,7 +210,7 @@ class Subresources:
 
     async def token_request(self, req: Request, send, info: ResourceInfo, ns, name) -> None:
         """serviceaccounts/token (TokenRequest): a signed, expiring, optionally bound token."""
-        from .tokens import MIN_EXPIRATION, DEFAULT_EXPIRATION
+        from .tokens import DEFAULT_EXPIRATION, EXPIRATION_EXTENSION, ISSUER, MIN_EXPIRATION, WARN_ONLY_EXPIRATION
         body = await req.json()
         if not isinstance(body, dict):
             raise errors.bad_request("the body must be a TokenRequest object")
@@ -244,9 +237,20 @@ class Subresources:
                 raise errors.conflict(plural, bound.get("name", ""), "",
                                       "the UID in the bound object reference does not match")
             bound = {**bound, "uid": target.obj["metadata"]["uid"]}
-        token, expiry = self.server.signer.issue(ns, name, sa["metadata"]["uid"],
-                                                 audiences=spec.get("audiences") or None,
-                                                 expiration=exp, bound=bound)
+        node = warn_after = None
+        token_exp = exp
+        if bound and bound["kind"] == "Pod":
+            node_name = (target.obj.get("spec") or {}).get("nodeName")
+            nrec = self.store.get(f"/core/nodes/{node_name}") if node_name else None
+            node = {"name": node_name, "uid": nrec.obj["metadata"]["uid"]} if nrec else None
+            # pod-bound 3607 s tokens for the API itself: valid a year, warn after 3607 s
+            if exp == WARN_ONLY_EXPIRATION and set(spec.get("audiences") or [ISSUER]) <= {ISSUER}:
+                warn_after, token_exp = exp, EXPIRATION_EXTENSION
+        token, token_expiry = self.server.signer.issue(ns, name, sa["metadata"]["uid"],
+                                                       audiences=spec.get("audiences") or None,
+                                                       expiration=token_exp, bound=bound,
+                                                       warn_after=warn_after, node=node)
+        expiry = token_expiry - token_exp + exp      # the status shows the requested lifetime
         import datetime as dt
         out = {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
                "metadata": {"name": name, "namespace": ns,
@@ -274,60 +278,4 @@ class Subresources:
 
     async def admit(self, info: ResourceInfo, obj: dict, old: dict | None) -> None:
         if info.kind == "Service" and not info.group:
-            self._allocate_service(obj, old)
-
-    def _allocate_service(self, svc: dict, old: dict | None) -> None:
-        spec = svc.setdefault("spec", {})
-        stype = spec.get("type", "ClusterIP")
-        if old is not None:
-            ospec = old.get("spec") or {}
-            if not spec.get("clusterIP") and ospec.get("clusterIP") and stype != "ExternalName":
-                spec["clusterIP"] = ospec["clusterIP"]
-                spec["clusterIPs"] = ospec.get("clusterIPs", [ospec["clusterIP"]])
-            old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-                         for p in ospec.get("ports") or []}
-            for p in spec.get("ports") or []:
-                if not p.get("nodePort") and old_ports.get((p.get("port"), p.get("protocol", "TCP"))):
-                    p["nodePort"] = old_ports[(p.get("port"), p.get("protocol", "TCP"))]
-        if stype == "ExternalName":
-            return
-        if not spec.get("clusterIP"):
-            spec["clusterIP"] = self._free_ip()
-            spec["clusterIPs"] = [spec["clusterIP"]]
-        elif spec["clusterIP"] != "None" and "clusterIPs" not in spec:
-            spec["clusterIPs"] = [spec["clusterIP"]]
-        elif spec["clusterIP"] == "None":
-            spec["clusterIPs"] = ["None"]
-        if stype in ("NodePort", "LoadBalancer"):
-            used = self._used_node_ports()
-            for p in spec.get("ports") or []:
-                if not p.get("nodePort"):
-                    free = [n for n in range(*NODE_PORT_RANGE) if n not in used]
-                    p["nodePort"] = random.choice(free)
-                    used.add(p["nodePort"])
-
-    def _services(self):
-        return self.store.list("/core/services/")[0]
-
-    def _free_ip(self) -> str:
-        net = ipaddress.ip_network(SERVICE_CIDR)
-        used = {(r.obj.get("spec") or {}).get("clusterIP") for r in self._services()} | self.reserved_ips
-        # the first address is the `kubernetes` Service's, as upstream reserves it
-        first = str(net.network_address + 1)
-        if first not in used:
-            self.reserved_ips.add(first)
-            return first
-        for _ in range(1000):
-            ip = str(net.network_address + random.randint(2, net.num_addresses - 2))
-            if ip not in used:
-                self.reserved_ips.add(ip)
-                return ip
-        raise errors.internal("the service CIDR is exhausted")
-
-    def _used_node_ports(self) -> set[int]:
-        out = set()
-        for r in self._services():
-            for p in (r.obj.get("spec") or {}).get("ports") or []:
-                if p.get("nodePort"):
-                    out.add(p["nodePort"])
-        return out
+            self.server.service_alloc.admit(obj, old)

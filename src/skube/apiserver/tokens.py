@@ -6,6 +6,7 @@ import base64
 import hashlib
 import os
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -17,6 +18,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 DEFAULT_EXPIRATION = 3600
 MIN_EXPIRATION = 600
+# a pod-bound request for exactly this long (what projected volumes ask for) gets a token
+# valid for EXPIRATION_EXTENSION with a ``warnafter`` claim instead (kube-apiserver's
+# --service-account-extend-token-expiration, on by default)
+WARN_ONLY_EXPIRATION = 3607
+EXPIRATION_EXTENSION = 365 * 24 * 3600
 
 
 def _b64(data: bytes) -> str:
@@ -74,13 +80,19 @@ class TokenSigner:
         return claims
 
     def issue(self, namespace: str, sa_name: str, sa_uid: str, *, audiences: list[str] | None = None,
-              expiration: int = DEFAULT_EXPIRATION, bound: dict | None = None) -> tuple[str, int]:
-        """A token for the service account; returns (token, expiry as a unix time)."""
+              expiration: int = DEFAULT_EXPIRATION, bound: dict | None = None,
+              warn_after: int | None = None, node: dict | None = None) -> tuple[str, int]:
+        """A token for the service account; returns (token, expiry as a unix time).
+        ``warn_after``: seconds until the ``warnafter`` claim; ``node``: the bound pod's node."""
         now = int(time.time())
         exp = now + expiration
         private: dict = {"namespace": namespace, "serviceaccount": {"name": sa_name, "uid": sa_uid}}
         if bound:
             private[bound["kind"].lower()] = {"name": bound["name"], "uid": bound.get("uid", "")}
-        claims = {"aud": audiences or [ISSUER], "exp": exp, "iat": now, "nbf": now, "iss": ISSUER,
-                  "sub": f"system:serviceaccount:{namespace}:{sa_name}", "kubernetes.io": private}
+        if node:
+            private["node"] = {"name": node["name"], "uid": node.get("uid", "")}
+        if warn_after:
+            private["warnafter"] = now + warn_after
+        claims = {"aud": audiences or [ISSUER], "exp": exp, "iat": now, "jti": str(uuid.uuid4()), "nbf": now,
+                  "iss": ISSUER, "sub": f"system:serviceaccount:{namespace}:{sa_name}", "kubernetes.io": private}
         return self.sign(claims), exp
