@@ -731,6 +731,20 @@ def _node(obj: dict) -> None:
         status["allocatable"] = dict(status["capacity"])
 
 
+def _network_policy(obj: dict) -> None:
+    """policyTypes: Ingress always, plus Egress when egress rules are present; ports: TCP."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in spec.get(direction) or []:
+            for p in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if isinstance(p, dict) and not p.get("protocol"):
+                    p["protocol"] = "TCP"
+
+
 def _rbac_binding(obj: dict) -> None:
     ref = obj.get("roleRef")
     if isinstance(ref, dict) and not ref.get("apiGroup"):
@@ -754,6 +768,7 @@ _SIMPLE = {
     ("", "ResourceQuota"): _resource_quota,
     ("", "Node"): _node,
     ("discovery.k8s.io", "EndpointSlice"): _endpoint_slice,
+    ("networking.k8s.io", "NetworkPolicy"): _network_policy,
     ("rbac.authorization.k8s.io", "RoleBinding"): _rbac_binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _rbac_binding,
 }
