@@ -254,7 +254,7 @@ def test_informer_rewatches_after_server_timeout_without_relisting(cluster, monk
 @pytest.fixture(scope="module")
 def compacting(tmp_path_factory):
     c = start_apiserver(tmp_path_factory.mktemp("compacting"), None,
-                        "--compact-interval", "0.2", "--keep-revisions", "1")
+                        "--compact-interval", "0.2", "--keep-revisions", "1", "--controllers=")
     yield c
     assert c.stop() == 0
 

@@ -13,19 +13,24 @@ from tests.conftest import BIN, ROOT, Cluster, free_port, wait_for
 IMAGE = "skube.local/busybox:host"
 
 
-def start_up(data_dir: Path, port: int | None = None, timeout: float = 90, *, net: int = 0) -> Cluster:
+def start_up(data_dir: Path, port: int | None = None, timeout: float = 90, *, net: int = 0,
+             network_extra: str = "", args: tuple[str, ...] = (), provider_extra: str = "") -> Cluster:
     """`skube up` on its own pod network (bridge and CIDR per ``net`` and xdist worker), so
-    clusters of tests running side by side never share addresses."""
+    clusters of tests running side by side never share addresses. ``network_extra``: more
+    lines of the provider config's ``network:`` block (e.g. ``"  defaultRoute: true\n"``);
+    ``provider_extra``: more top-level lines of it (e.g. ``"spot: {warningSeconds: 1}\n"``);
+    ``args``: more `skube up` arguments (e.g. ``("--provider", "mock")``)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     k = net * 8 + (int(worker[2:]) if worker[2:].isdigit() else 0)
     config = data_dir / "provider.yaml"
     config.write_text(f"network:\n  cidr: 10.{160 + k}.0.0/24\n  bridge: skup{k}\n  name: skup{k}\n"
-                      f"  serviceCIDR: 10.{160 + k}.1.0/24\n  nodePortRange: {30000 + 100 * k}-{30099 + 100 * k}\n")
+                      f"  serviceCIDR: 10.{160 + k}.1.0/24\n  nodePortRange: {30000 + 100 * k}-{30099 + 100 * k}\n"
+                      + network_extra + provider_extra)
     log = data_dir / f"up-{port}-{int(time.time() * 1000)}.log"
     proc = subprocess.Popen([str(BIN / "skube"), "up", "--data-dir", str(data_dir), "--port", str(port),
-                             "--kubelet-port", "0", "--provider-config", str(config)],
+                             "--kubelet-port", "0", "--provider-config", str(config), *args],
                             stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
     c = Cluster(proc, data_dir, port, log)
     c.bridge = f"skup{k}"   # type: ignore[attr-defined]

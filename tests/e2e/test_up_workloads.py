@@ -1,6 +1,7 @@
 """Workloads on `skube up` with real containers: a Deployment rolled out to a new image
 keeps its availability and `rollout undo` returns; a failing Job stops at backoffLimit;
-a StatefulSet scales up and down in order."""
+a StatefulSet scales up and down in order; an Indexed Job fails one index under
+backoffLimitPerIndex; a never-ready Deployment exceeds its progress deadline."""
 from __future__ import annotations
 
 import json
@@ -92,9 +93,33 @@ def test_workloads_with_real_containers(tmp_path):
         c.kubectl("scale", "statefulset/db", "--replicas=1")
         wait_for(lambda: [p["metadata"]["name"] for p in c.kubectl_json("get", "pods", "-l", "app=db")["items"]]
                  == ["db-0"], timeout=90, message="scaled down to db-0")
+
+        # backoffLimitPerIndex: index 0 fails (twice: limit 1), index 1 succeeds, read from the
+        # JOB_COMPLETION_INDEX the container gets through the downward API
+        c.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "perindex"},
+            "spec": {"completionMode": "Indexed", "completions": 2, "parallelism": 2, "backoffLimitPerIndex": 1,
+                     "template": {"spec": {"restartPolicy": "Never", "containers": [{
+                         "name": "c", "image": IMAGE,
+                         "command": ["sh", "-c", 'test "$JOB_COMPLETION_INDEX" = 1']}]}}}}))
+        c.kubectl("wait", "--for=condition=Failed", "job/perindex", "--timeout=120s")
+        st = c.kubectl_json("get", "job", "perindex")["status"]
+        assert (st["failedIndexes"], st["completedIndexes"], st["failed"], st["succeeded"]) == ("0", "1", 2, 1)
+        assert any(x["type"] == "Failed" and x["reason"] == "FailedIndexes" for x in st["conditions"])
+
+        # a Deployment whose pods never turn ready exceeds its progress deadline
+        c.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "stuck"},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": 5, "selector": {"matchLabels": {"app": "stuck"}},
+                     "template": {"metadata": {"labels": {"app": "stuck"}},
+                                  "spec": {"terminationGracePeriodSeconds": 1, "containers": [{
+                                      "name": "c", "image": IMAGE, "command": ["sleep", "3600"],
+                                      "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}}}))
+        res = c.kubectl("rollout", "status", "deployment/stuck", "--timeout=120s", check=False)
+        assert res.returncode != 0 and 'deployment "stuck" exceeded its progress deadline' in res.stderr, res.stderr
     finally:
         if c.proc.poll() is None:
-            for kind in ("deployment/web", "job/fails", "statefulset/db"):
+            for kind in ("deployment/web", "job/fails", "statefulset/db", "job/perindex", "deployment/stuck"):
                 c.kubectl("delete", kind, "--wait=true", "--timeout=60s", "--ignore-not-found", check=False)
             c.kubectl("delete", "pods", "--all", "--wait=true", "--timeout=60s", check=False)
             wait_for(lambda: no_pods_left(c), timeout=90, message="every pod gone")

@@ -150,6 +150,21 @@ def test_missing_image_tag_backs_off_then_runs_once_pushed(env):
     env.push("later")          # the retry (10 s after the failure) finds it
     running(env, "pull", timeout=30)
     assert "pulled" in wait_for(lambda: logs(env, "pull"), message="log")
+    # the kubelet's Events of the pod, in kubectl's view
+
+    def events():
+        out = env.cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=pull",
+                                  "-o", "json").stdout
+        got = {(e["type"], e["reason"], e["message"]) for e in json.loads(out)["items"]}
+        return got if ("Normal", "Started", "Started container main") in got else None
+    got = wait_for(events, timeout=15, message="events")
+    assert ("Normal", "Pulling", f'Pulling image "{image}"') in got
+    assert ("Warning", "Failed", "Error: ErrImagePull") in got
+    assert any(t == "Warning" and r == "Failed" and m.startswith(f'Failed to pull image "{image}": ')
+               for t, r, m in got)
+    assert any(t == "Normal" and r == "Pulled" and m.startswith(f'Successfully pulled image "{image}" in ')
+               and m.endswith(" bytes.") for t, r, m in got)
+    assert ("Normal", "Created", "Created container main") in got
 
 
 def test_delete_with_grace_removes_everything(env):
@@ -229,3 +244,31 @@ def test_exec_with_a_tty_carries_input_output_and_resizes(env):
         ws.close()
     text = "".join(buf)
     assert "typed\r\n" in text and "size 30 100 got typed\r\n" in text, text
+
+
+def test_fs_group_owns_volumes_and_secrets_live_on_tmpfs(env):
+    """securityContext.fsGroup: volumes get its group and setgid (new files inherit it),
+    the process has it and supplementalGroups; secret volumes are on a tmpfs."""
+    env.cluster.kubectl("create", "secret", "generic", "fsg-secret", "--from-literal=password=s3cret")
+    create(env, pod("fsg", [{
+        "name": "main", "image": env.image, "command": ["sleep", "3600"],
+        "volumeMounts": [{"name": "data", "mountPath": "/data"},
+                         {"name": "sec", "mountPath": "/sec"}]}],
+        securityContext={"runAsUser": 1000, "fsGroup": 2000, "supplementalGroups": [3000],
+                         "fsGroupChangePolicy": "OnRootMismatch"},
+        volumes=[{"name": "data", "emptyDir": {}},
+                 {"name": "sec", "secret": {"secretName": "fsg-secret", "defaultMode": 0o400}}]))
+    running(env, "fsg")
+
+    def sh(script: str) -> str:
+        return env.cluster.kubectl("exec", "fsg", "--", "sh", "-c", script).stdout
+    assert set(sh("id -G").split()) >= {"2000", "3000"}
+    assert sh("stat -c '%g %a' /data").split() == ["2000", "2777"]
+    assert sh("touch /data/new && stat -c %g /data/new").strip() == "2000"   # setgid: inherited
+    assert sh("cat /sec/password") == "s3cret"                 # 0400 + group read for uid 1000
+    assert sh("stat -L -c '%g %a' /sec/password").split() == ["2000", "440"]
+    assert sh("awk '$2 == \"/sec\" {print $3}' /proc/mounts").strip() == "tmpfs"
+    assert sh("awk '$2 == \"/data\" {print $3}' /proc/mounts").strip() != "tmpfs"
+    uid = get(env, "fsg")["metadata"]["uid"]
+    env.cluster.kubectl("delete", "pod", "fsg", "--grace-period=0", "--wait=true", "--timeout=30s")
+    assert leftovers(env.node_dir, uid) == {}              # the secret's tmpfs is unmounted too

@@ -103,7 +103,8 @@ def test_readiness_false_until_httpd_answers(env):
 @needs_root
 def test_failing_tcp_readiness_keeps_ready_false(env):
     async def body():
-        mgr = env.manager()
+        events = []
+        mgr = env.manager(on_event=lambda inst, *ev: events.append(ev))
         await mgr.start()
         web = c("web", "mkdir -p /www; exec httpd -f -p 8080 -h /www",
                 readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1})
@@ -129,6 +130,9 @@ def test_failing_tcp_readiness_keeps_ready_false(env):
             assert cond(mgr, uid, "Ready") == "False"
             assert "9999" in wb.stats.last_output
             assert "timed out" in ws.stats.last_output
+            unhealthy = [m for t, r, m in events if (t, r) == ("Warning", "Unhealthy")]
+            assert f"Readiness probe failed: {wb.stats.last_output.strip()}" in unhealthy
+            assert all(m.startswith("Readiness probe failed: ") for m in unhealthy)
             # timed-out exec probes are killed, not left running in the container
             rc, out = await sh(mgr, uid, "slow", "ps -o args | grep -c '^sleep 30' || true")
             assert int(out.strip() or 0) <= 1, out
@@ -143,7 +147,8 @@ def test_failing_tcp_readiness_keeps_ready_false(env):
 @needs_root
 def test_exec_liveness_failure_restarts_container(env):
     async def body():
-        mgr = env.manager()
+        events = []       # the pod's Events, as the node would record them
+        mgr = env.manager(on_event=lambda inst, *ev: events.append(ev))
         await mgr.start()
         app = c("app", "touch /tmp/healthy; exec sleep 1000",
                 livenessProbe={"exec": {"command": ["test", "-f", "/tmp/healthy"]},
@@ -175,9 +180,20 @@ def test_exec_liveness_failure_restarts_container(env):
                         what="new container healthy")
             assert cs_of(mgr, uid, "app")["restartCount"] == 1
             assert mgr.status(uid)["phase"] == "Running"
+            # Events: a Warning Unhealthy per failed run, Killing for the restart, and each
+            # attempt Created + Started
+            assert events.count(("Warning", "Unhealthy", "Liveness probe failed: ")) == 2
+            assert events.count(("Normal", "Killing",
+                                 "Container app failed liveness probe, will be restarted")) == 1
+            assert events.count(("Normal", "Created", "Created container app")) == 2
+            assert events.count(("Normal", "Started", "Started container app")) == 2
+            kill = events.index(("Normal", "Killing",
+                                 "Container app failed liveness probe, will be restarted"))
+            assert events.index(("Warning", "Unhealthy", "Liveness probe failed: ")) < kill
         finally:
             await mgr.delete(uid, 0)
             await mgr.close()
+        assert events[-1] == ("Normal", "Killing", "Stopping container app")
     asyncio.run(body())
 
 

@@ -141,6 +141,11 @@ class Provider:
 
     async def attach(self, namespace: str, name: str, container: str, *, stdin: bool,
                      stdout: bool, stderr: bool, tty: bool, streams: Any) -> None:
+        """Connect ``streams`` (skube.node.streams.ExecStreams) to the running container's
+        main process: its output from now on, the client's stdin if the container was
+        started with ``stdin``, terminal resizes with ``tty``. Returns when the container
+        exits or the client goes away (the container keeps running); with ``stdinOnce``
+        the container's stdin is closed once that first client's input ends."""
         raise NotSupported(f"the {self.name} provider does not support attach")
 
     async def port_forward(self, namespace: str, name: str, port: int, stream: Any) -> None:

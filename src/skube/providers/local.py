@@ -30,6 +30,7 @@ Config (YAML, ``--provider-config``), every key optional::
     rootfsMode: auto                 # overlay | copy
     capacity: {cpu: "8", memory: 16Gi, pods: "110"}   # default: this host's
     volumeSyncPeriod: 60             # seconds between re-renders of ConfigMap/Secret/token volumes
+    spot: {reclaimAfterSeconds: 600, warningSeconds: 180}   # spot reclaims (skube.providers.spot)
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+from ..client.events import EventRecorder
 from ..runtime import logs as logfmt
 from ..runtime.images import ImagePullError, ImageService
 from ..runtime.images.reference import parse as parse_ref
@@ -48,6 +50,7 @@ from ..runtime.instance import Instance, InstanceManager, Prepared
 from ..runtime.runc import RuncError
 from ..runtime.sandbox import NetworkConfig
 from .base import BadRequest, LogOptions, NotSupported, PodNotFound, Provider, ProviderContext
+from .spot import RECLAIM_ANNOTATION, SpotConfig, SpotReclaimer, reclaimed_status
 from .volumes import (VolumeError, VolumeManager, field_value, resource_value, secret_payload)
 
 log = logging.getLogger("skube.providers.local")
@@ -85,6 +88,26 @@ def _rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
+def image_gc_config(doc: dict) -> dict:
+    """The provider config's ``imageGC`` section with the kubelet's defaults (85 / 80 percent
+    of the image filesystem, every 300 s; no byte threshold). ValueError when inconsistent."""
+    out = {"highThresholdPercent": 85, "lowThresholdPercent": 80, "thresholdBytes": None,
+           "period": 300.0}
+    unknown = set(doc) - set(out)
+    if unknown:
+        raise ValueError(f"imageGC: unknown keys {sorted(unknown)} (allowed: {sorted(out)})")
+    out.update({k: v for k, v in doc.items() if v is not None})
+    high, low = out["highThresholdPercent"], out["lowThresholdPercent"]
+    if not (0 <= low <= 100 and 0 <= high <= 100):
+        raise ValueError("imageGC: highThresholdPercent and lowThresholdPercent must be within [0, 100]")
+    if low > high:
+        raise ValueError(f"imageGC: lowThresholdPercent ({low}) must not exceed highThresholdPercent ({high})")
+    if float(out["period"]) <= 0:
+        raise ValueError("imageGC: period must be > 0 seconds")
+    out["period"] = float(out["period"])
+    return out
+
+
 def _is_cluster_dir(p: Path) -> bool:
     return (p / "kubeconfig").exists() or (p / "pki" / "ca.crt").exists()
 
@@ -106,6 +129,18 @@ class ApiSources:
             inf.on_update(lambda old, new, kind=kind: on_change(kind, new))
             self.informers[kind] = inf
             inf.start()
+        self.informers["service"] = Informer(self.client, resource("v1", "services", kind="Service"),
+                                             name="services (local provider)")
+        self.informers["service"].start()
+
+    async def services(self) -> list[dict]:
+        """Every Service (for the containers' service environment variables)."""
+        inf = self.informers.get("service")
+        if inf is None:
+            return []
+        if not inf.has_synced:
+            await inf.wait_synced(timeout=10)
+        return inf.list()
 
     def stop(self) -> None:
         for inf in self.informers.values():
@@ -167,6 +202,7 @@ class LocalProvider(Provider):
         self._tasks: set[asyncio.Task] = set()
         self._cpu_samples: dict[str, tuple[int, float]] = {}
         self.mgr: InstanceManager | None = None
+        self.reclaimed: dict[str, str] = {}          # uid -> when its spot instance was reclaimed
 
     # ---- lifecycle of the provider ------------------------------------------------------
 
@@ -192,9 +228,13 @@ class LocalProvider(Provider):
         else:
             image_dir = data_dir / "images"
         self.image_dir = image_dir
+        gc = image_gc_config(doc.get("imageGC") or {})
         self.images = ImageService(image_dir.parent,
                                    insecure_registries=doc.get("insecureRegistries") or ("127.0.0.1", "localhost"),
-                                   rootfs_mode=doc.get("rootfsMode", "auto"))
+                                   rootfs_mode=doc.get("rootfsMode", "auto"),
+                                   gc_threshold_bytes=gc["thresholdBytes"],
+                                   gc_high_percent=gc["highThresholdPercent"],
+                                   gc_low_percent=gc["lowThresholdPercent"])
         if image_dir.name != "images":
             from ..runtime.images.store import ContentStore
             self.images.store.close()
@@ -202,8 +242,12 @@ class LocalProvider(Provider):
         self._capacity = self._host_capacity()
         self.sources = ApiSources(getattr(ctx, "client", None))
         self.volumes = VolumeManager(self.sources)
+        self.events = EventRecorder(ctx.client, "kubelet", default_kind="Pod",
+                                    default_api_version="v1") if ctx.client else None
+        if self.events:
+            self.events.start()
         self.mgr = InstanceManager(data_dir / "local", self._prepare, network=self.network,
-                                   on_change=self._on_change)
+                                   on_change=self._on_change, on_event=self._event)
         await self.mgr.start()
         for inst in self.mgr.list():
             m = inst.pod["metadata"]
@@ -213,11 +257,19 @@ class LocalProvider(Provider):
                 pv.set_up = (pv.dir).exists()
         if self.mgr.instances:
             log.info("local provider re-adopted %d instances", len(self.mgr.instances))
+        self.spot = SpotReclaimer(SpotConfig(doc.get("spot")), data_dir / "local", ctx.client,
+                                  ctx.node_name, self._reclaim)
+        self.spot.start({k: u for k, u in self.by_key.items()
+                         if (i := self.mgr.get(u)) is not None and not i.deleting
+                         and i.phase not in ("Succeeded", "Failed")})
         self.sources.start(self._object_changed)
         period = float(doc.get("volumeSyncPeriod", 60))
         self._spawn(self._sync_loop(period))
+        self._spawn(self._image_gc_loop(gc["period"]))
 
     async def close(self) -> None:
+        if getattr(self, "spot", None) is not None:
+            await self.spot.close()
         self.sources.stop()
         for t in list(self._tasks):
             t.cancel()
@@ -225,6 +277,25 @@ class LocalProvider(Provider):
         if self.mgr is not None:
             await self.mgr.close()
         await self.images.close()
+        if getattr(self, "events", None) is not None:
+            await self.events.stop()
+
+    def _event(self, inst_or_pod, etype: str, reason: str, message: str) -> None:
+        """A core v1 Event about the pod (kubelet reasons: Created, Started, Killing,
+        Unhealthy, BackOff, Pulling, Pulled, Failed)."""
+        if getattr(self, "events", None) is not None:
+            pod = inst_or_pod.pod if isinstance(inst_or_pod, Instance) else inst_or_pod
+            self.events.event(pod, etype, reason, message)
+
+    async def _image_gc_loop(self, period: float) -> None:
+        """Image garbage collection every ``period`` seconds (the kubelet: every 5 minutes),
+        besides the collection after each pull."""
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await self.images.gc()
+            except Exception:  # noqa: BLE001 - retried next period
+                log.exception("image garbage collection")
 
     def _spawn(self, coro) -> asyncio.Task:
         t = asyncio.get_running_loop().create_task(coro)
@@ -268,12 +339,16 @@ class LocalProvider(Provider):
                 await self.delete_pod(old.pod, 0)
         self.by_key[key] = m["uid"]
         await self.mgr.create(pod)
+        self.spot.watch(m)
 
     async def update_pod(self, pod: dict) -> None:
         """Labels and annotations reach downwardAPI volumes (changed images are not applied)."""
         inst = self._inst(pod["metadata"]["namespace"], pod["metadata"]["name"])
         if inst is None or inst.uid != pod["metadata"].get("uid"):
             return
+        if (pod["metadata"].get("annotations") or {}).get(RECLAIM_ANNOTATION) == "true" and \
+                not inst.deleting and inst.uid not in self.reclaimed:
+            self.spot.reclaim_now(pod["metadata"])
         meta = inst.pod["metadata"]
         changed = False
         for k in ("labels", "annotations"):
@@ -293,6 +368,8 @@ class LocalProvider(Provider):
         uid = self.by_key.get(key)
         if uid is None or (m.get("uid") and uid != m.get("uid")):
             return
+        self.spot.forget(key)
+        self.reclaimed.pop(uid, None)
         inst = self.mgr.get(uid)
         if inst is not None:
             await self.mgr.stop(uid, grace_period)
@@ -325,8 +402,10 @@ class LocalProvider(Provider):
 
     def status(self, inst: Instance) -> dict:
         """The runtime's status, with the reasons of failed container creations put the
-        way the kubelet reports them."""
+        way the kubelet reports them (and a reclaimed spot instance as such)."""
         st = inst.status()
+        if inst.uid in self.reclaimed:
+            return reclaimed_status(st, self.reclaimed[inst.uid])
         now = time.time()
         for group in ("initContainerStatuses", "containerStatuses"):
             for cs in st.get(group) or []:
@@ -342,6 +421,19 @@ class LocalProvider(Provider):
                 else:
                     cs["state"] = {"waiting": {"reason": f.reason, "message": f.message}}
         return st
+
+    def _reclaim(self, key: str, uid: str) -> None:
+        """The spot instance of ``key`` is reclaimed: its containers are stopped (within
+        the pod's grace period) and the pod reported Failed."""
+        inst = self.mgr.get(uid) if self.mgr else None
+        if inst is None or inst.deleting or self.by_key.get(key) != uid:
+            return
+        self.reclaimed[uid] = _rfc3339(time.time())
+
+        async def stop():
+            await self.mgr.stop(uid, None)
+            self._notify_uid(uid)
+        self._spawn(stop())
 
     def _on_change(self, inst: Instance) -> None:
         if not inst.deleting:
@@ -402,11 +494,26 @@ class LocalProvider(Provider):
             await self.volumes.setup(pv)
         except VolumeError as e:
             raise self._fail(uid, cname, "ContainerCreating", str(e)) from None
+        policy = self._pull_policy(container)
+        present = policy != "Always" and self.images.get(image) is not None
+        started = time.monotonic()
+        if present:
+            self._event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
+        elif policy != "Never":
+            self._event(pod, "Normal", "Pulling", f'Pulling image "{image}"')
         try:
             rec = await self.images.pull(image, credentials=await self._pull_secrets(pod),
-                                         policy=self._pull_policy(container))
+                                         policy=policy)
         except ImagePullError as e:
+            if e.reason != "ErrImageNeverPull":
+                self._event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {e.message}')
+            self._event(pod, "Warning", "Failed", f"Error: {e.reason}")
             raise self._fail(uid, cname, e.reason, e.message, image) from None
+        if not present:
+            took = time.monotonic() - started
+            self._event(pod, "Normal", "Pulled",
+                        f'Successfully pulled image "{image}" in {took:.3f}s ({took:.3f}s including waiting). '
+                        f'Image size: {rec.size} bytes.')
         try:
             resolved, env_from = await self._env(pod, container, pv.pod_ip)
             env = dict(env_from)
@@ -463,7 +570,8 @@ class LocalProvider(Provider):
                 return dict(obj.get("data") or {})
             return {k: v.decode(errors="replace") for k, v in secret_payload(obj).items()}
 
-        env_from: list[tuple[str, str]] = []
+        from ..network.servicelinks import service_env
+        env_from: list[tuple[str, str]] = service_env(pod, await self.sources.services())
         for src in c.get("envFrom") or []:
             prefix = src.get("prefix") or ""
             kind, ref = ("configmap", src["configMapRef"]) if "configMapRef" in src else \
@@ -578,6 +686,20 @@ class LocalProvider(Provider):
         from ..node.streams import run_exec_handle
         handle = await self.exec_handle(namespace, name, container, command, tty=tty)
         return await run_exec_handle(handle, streams)
+
+    async def attach(self, namespace: str, name: str, container: str, *, stdin: bool,
+                     stdout: bool, stderr: bool, tty: bool, streams: Any) -> None:
+        """Attach the kubelet's streams to the container's main process (through its
+        monitor's attach socket); returns when the container exits or the client leaves."""
+        from ..node.streams import run_attach_handle
+        inst = self._inst(namespace, name)
+        if inst is None or container not in inst.records:
+            raise PodNotFound(f'container "{container}" in pod "{name}" not found')
+        try:
+            handle, spec = await self.mgr.attach(inst.uid, container)
+        except RuncError as e:
+            raise BadRequest(str(e)) from None
+        await run_attach_handle(handle, streams, container_stdin=bool(spec.get("stdin")))
 
     async def port_forward(self, namespace: str, name: str, port: int, stream: Any) -> None:
         """A TCP connection from the host to the pod's IP (the host reaches the pod

@@ -5,7 +5,8 @@ driven by event-loop timers (one TimerHandle per pending transition, no task or
 thread per pod): Pending for a start delay drawn from the configured
 distribution, then Running, forever or for N seconds before its containers exit
 (0 or 1). A configured share of starts fail. Restarts follow the pod's
-restartPolicy with the kubelet's back-off (10 s doubling to 5 min).
+restartPolicy with the kubelet's back-off (10 s doubling to 5 min). ``attach``
+reaches a simulated main process that echoes stdin and streams its log lines.
 
 Every transition is appended to a journal under the node's data dir
 (``mock/instances.jsonl``, one ``os.write`` per change), so after a restart —
@@ -17,6 +18,8 @@ Config (YAML, ``--provider-config``), every key optional::
     failureRate: 0.0                                  # share of container starts that fail
     lifecycle: {mode: forever}                        # or {mode: finite, seconds: 30, outcome: succeed|fail}
     podCIDR: 10.250.0.0/16                            # fake pod IPs
+
+    spot: {reclaimAfterSeconds: 600, warningSeconds: 180}   # spot reclaims (skube.providers.spot)
 
 Per pod, annotations override the config: ``mock.skube.io/start-delay-ms``,
 ``mock.skube.io/run-seconds``, ``mock.skube.io/exit-code``, ``mock.skube.io/fail-start``.
@@ -36,12 +39,15 @@ from typing import AsyncIterator
 
 import orjson
 
+from ..clock import REAL, clock
 from ..api.quantity import cpu_millis, memory_bytes
 from .base import BadRequest, LogOptions, PodNotFound, Provider, ProviderContext
+from .spot import RECLAIM_ANNOTATION, SpotConfig, SpotReclaimer, reclaimed_status
 
 log = logging.getLogger("skube.providers.mock")
 
 ANNOTATION = "mock.skube.io/"
+RECLAIMED = "spot-reclaimed"       # Instance.annotations: when its spot instance was reclaimed
 BACKOFF_INITIAL = 10.0
 BACKOFF_MAX = 300.0
 MAX_LOG_EVENTS = 200          # synthetic log lines kept per instance
@@ -209,7 +215,12 @@ class MockProvider(Provider):
             if inst.ip:
                 self._used_ips.add(inst.ip)
         self.journal.open({k: i.to_record() for k, i in self.instances.items()})
-        now = time.time()
+        doc = self.config_doc if self.config_doc is not None else ctx.config
+        self.spot = SpotReclaimer(SpotConfig((doc or {}).get("spot")), Path(ctx.data_dir) / "mock",
+                                  ctx.client, ctx.node_name, self._reclaim)
+        self.spot.start({k: i.uid for k, i in self.instances.items()
+                         if i.state not in ("Succeeded", "Failed")})
+        now = clock().time()
         for inst in self.instances.values():
             if inst.due is not None:
                 self._schedule(inst, inst.due - now)
@@ -217,6 +228,8 @@ class MockProvider(Provider):
             log.info("mock provider re-adopted %d instances", len(self.instances))
 
     async def close(self) -> None:
+        if getattr(self, "spot", None) is not None:
+            await self.spot.close()
         for inst in self.instances.values():
             if inst.timer is not None:
                 inst.timer.cancel()
@@ -241,7 +254,7 @@ class MockProvider(Provider):
             if cur.uid == m.get("uid"):
                 return          # already running: idempotent
             self._drop(cur)
-        now = time.time()
+        now = clock().time()
         requests = {}
         for c in spec.get("containers") or []:
             req = (c.get("resources") or {}).get("requests") or {}
@@ -263,17 +276,21 @@ class MockProvider(Provider):
         inst.due = now + delay
         self._save(inst)
         self._schedule(inst, delay)
+        self.spot.watch(m)
 
     async def update_pod(self, pod: dict) -> None:
         m = pod["metadata"]
         inst = self.instances.get(f"{m['namespace']}/{m['name']}")
         if inst is None or inst.uid != m.get("uid"):
             return
+        if (m.get("annotations") or {}).get(RECLAIM_ANNOTATION) == "true" and \
+                inst.state not in ("Succeeded", "Failed"):
+            self.spot.reclaim_now(m)
         images = {c["name"]: c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []}
         changed = False
         for c in inst.containers:
             if c[0] in images and images[c[0]] != c[1]:
-                self._event(inst, time.time(), c[0], f"image changed to {images[c[0]]}, restarting")
+                self._event(inst, clock().time(), c[0], f"image changed to {images[c[0]]}, restarting")
                 c[1] = images[c[0]]
                 changed = True
         if changed:
@@ -334,19 +351,28 @@ class MockProvider(Provider):
         return 0 if self.cfg.outcome == "succeed" else 1
 
     def _schedule(self, inst: Instance, delay: float) -> None:
+        """Run ``_due`` after ``delay`` seconds of workload time (skube.clock). Under a
+        simulation clock whose speed can change, wake at least every second to re-check."""
         if inst.timer is not None:
             inst.timer.cancel()
-        if delay <= 0:
+        c = clock()
+        real = delay / c.scale if c is not REAL else delay
+        if c.path is not None:
+            real = min(real, 1.0)
+        if real <= 0:
             inst.timer = self.loop.call_soon(self._due, inst.key, inst.uid)
         else:
-            inst.timer = self.loop.call_later(delay, self._due, inst.key, inst.uid)
+            inst.timer = self.loop.call_later(real, self._due, inst.key, inst.uid)
 
     def _due(self, key: str, uid: str | None) -> None:
         inst = self.instances.get(key)
         if inst is None or inst.uid != uid:
             return
         inst.timer = None
-        at = inst.due or time.time()   # transitions happen at their due time, even after a restart
+        if inst.due is not None and (left := inst.due - clock().time()) > 1e-3:
+            self._schedule(inst, left)     # woke early: the simulation clock slowed down
+            return
+        at = inst.due or clock().time()   # transitions happen at their due time, even after a restart
         inst.due = None
         if inst.state in ("Pending", "Backoff"):
             self._start(inst, at)
@@ -382,7 +408,7 @@ class MockProvider(Provider):
         run = self._run_seconds(inst)
         if run is not None:
             inst.due = at + run
-            self._schedule(inst, inst.due - time.time())
+            self._schedule(inst, inst.due - clock().time())
         inst.exit_code = None
         inst.running_at = at
 
@@ -401,7 +427,7 @@ class MockProvider(Provider):
             inst.restarts += 1
             inst.state = "Backoff"
             inst.due = at + backoff
-            self._schedule(inst, inst.due - time.time())
+            self._schedule(inst, inst.due - clock().time())
         else:
             inst.state = "Succeeded" if code == 0 else "Failed"
             inst.exit_code = code
@@ -409,7 +435,26 @@ class MockProvider(Provider):
             inst.due = None
             self._release_ip(inst)
 
+    def _reclaim(self, key: str, uid: str) -> None:
+        """The spot instance of ``key`` is reclaimed: it stops, and the pod fails."""
+        inst = self.instances.get(key)
+        if inst is None or inst.uid != uid or inst.state in ("Succeeded", "Failed"):
+            return
+        now = clock().time()
+        if inst.timer is not None:
+            inst.timer.cancel()
+            inst.timer = None
+        for n, _ in inst.containers:
+            self._event(inst, now, n, "spot instance reclaimed: killed", inst.restarts)
+        inst.last_exit = [137, "Error", inst.running_at or now, now]
+        inst.state, inst.exit_code, inst.finished, inst.due = "Failed", 137, now, None
+        inst.annotations[RECLAIMED] = rfc3339(now)
+        self._release_ip(inst)
+        self._save(inst)
+        self._changed(inst)
+
     def _drop(self, inst: Instance) -> None:
+        self.spot.forget(inst.key)
         if inst.timer is not None:
             inst.timer.cancel()
             inst.timer = None
@@ -503,6 +548,8 @@ class MockProvider(Provider):
                 cs["lastState"] = {}
             statuses.append(cs)
         st["containerStatuses"] = statuses
+        if inst.annotations.get(RECLAIMED):
+            st = reclaimed_status(st, inst.annotations[RECLAIMED])
         if inst.init_containers:
             init_done = inst.state != "Pending"
             st["initContainerStatuses"] = [
@@ -538,7 +585,7 @@ class MockProvider(Provider):
             attempt = 0 if is_init else inst.restarts
         since = None
         if opts.since_seconds is not None:
-            since = time.time() - opts.since_seconds
+            since = clock().time() - opts.since_seconds
         elif opts.since_time:
             since = parse_rfc3339(opts.since_time)
         return self._log_stream(inst, container, attempt, opts, since)
@@ -600,8 +647,44 @@ class MockProvider(Provider):
                     budget -= len(line)
                 yield line
 
+    async def attach(self, namespace: str, name: str, container: str, *, stdin: bool,
+                     stdout: bool, stderr: bool, tty: bool, streams) -> None:
+        """A simulated main process: it echoes the client's stdin to stdout and streams the
+        container's synthetic log lines from now on, until the instance stops running, the
+        client's input ends or the client goes away."""
+        inst = self.instances.get(f"{namespace}/{name}")
+        if inst is None:
+            raise PodNotFound(f"pod {namespace}/{name} is not running on this node")
+        if container not in [c[0] for c in inst.containers]:
+            raise PodNotFound(f'container "{container}" in pod "{name}" not found')
+        if inst.state != "Running":
+            raise BadRequest(f"cannot attach to a container in a completed pod; current phase is "
+                             f"{inst.state}" if inst.state in ("Succeeded", "Failed") else
+                             f'container "{container}" in pod "{name}" is not running')
+        lines = self._log_stream(inst, container, inst.restarts, LogOptions(follow=True, tail_lines=0),
+                                 None)
+
+        async def echo():
+            while (chunk := await streams.read_stdin()) is not None:
+                await streams.write_stdout(chunk)
+
+        async def follow():
+            async for line in lines:
+                await streams.write_stdout(line)
+
+        tasks = [asyncio.ensure_future(follow()), asyncio.ensure_future(streams.disconnected.wait())]
+        if stdin:
+            tasks.append(asyncio.ensure_future(echo()))
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await lines.aclose()
+
     async def stats(self) -> dict:
-        now = time.time()
+        now = clock().time()
         ts = rfc3339(now)
         pods = []
         node_cpu = node_mem = 0

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from ..runtime.fsgroup import set_volume_ownership
+
 from ..api.quantity import cpu_millis, memory_bytes
 from ..runtime.oci import Mount, expand
 
@@ -36,6 +38,8 @@ log = logging.getLogger("skube.providers.volumes")
 DEFAULT_MODE = 0o644
 DEFAULT_TOKEN_EXPIRATION = 3600
 RENDERED = ("configMap", "secret", "downwardAPI", "projected")
+# rendered on a tmpfs, never on disk (the kubelet wraps these in a Memory emptyDir)
+IN_MEMORY = ("secret", "downwardAPI", "projected")
 
 
 class VolumeError(Exception):
@@ -156,6 +160,19 @@ def _current(target: Path) -> Files | None:
             st = p.stat()
             out[str(p.relative_to(root))] = (p.read_bytes(), st.st_mode & 0o7777)
     return out
+
+
+async def _mount_tmpfs(path: Path) -> None:
+    """A tmpfs at ``path`` (kept if one is there already)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.path.ismount(path):
+        return
+    proc = await asyncio.create_subprocess_exec(
+        "mount", "-t", "tmpfs", "-o", "nosuid,nodev", "tmpfs", str(path),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise VolumeError(err.decode(errors="replace").strip())
 
 
 def atomic_write(target: Path, files: Files) -> bool:
@@ -289,17 +306,34 @@ class VolumeManager:
                 if proc.returncode != 0:
                     raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : '
                                       f"{err.decode(errors='replace').strip()}")
+            psc = (pv.pod.get("spec") or {}).get("securityContext") or {}
+            await asyncio.to_thread(set_volume_ownership, path, psc.get("fsGroup"),
+                                    policy=psc.get("fsGroupChangePolicy"))
             return
         if any(k in vol for k in RENDERED):
             try:
+                if any(k in vol for k in IN_MEMORY):
+                    await _mount_tmpfs(path)
                 files = await self.render(pv, vol)
-                await asyncio.to_thread(atomic_write, path, files)
+                await asyncio.to_thread(self._write_rendered, pv, path, files)
             except VolumeError as e:
                 raise VolumeError(f'MountVolume.SetUp failed for volume "{name}" : {e}') from None
             return
         kinds = [k for k in vol if k != "name"]
         raise VolumeError(f"volume {name!r}: volume type {', '.join(kinds) or 'unknown'} is not "
                           f"supported on this node")
+
+    @staticmethod
+    def _write_rendered(pv: PodVolumes, path: Path, files) -> bool:
+        """atomic_write, then the pod's fsGroup on the result (read-only: the kubelet
+        ignores fsGroupChangePolicy for these volumes)."""
+        gid = ((pv.pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+        if gid is not None:     # the modes fsGroup gives, up front: unchanged files stay so
+            files = {rel: (data, mode | 0o440) for rel, (data, mode) in files.items()}
+        changed = atomic_write(path, files)
+        if changed and gid is not None:
+            set_volume_ownership(path, gid, read_only=True)
+        return changed
 
     async def refresh(self, uid: str) -> None:
         """Re-render the pod's configMap/secret/downwardAPI/projected volumes (changes only)."""
@@ -311,7 +345,7 @@ class VolumeManager:
                 if any(k in vol for k in RENDERED):
                     try:
                         files = await self.render(pv, vol)
-                        if await asyncio.to_thread(atomic_write, pv.dir / vol["name"], files):
+                        if await asyncio.to_thread(self._write_rendered, pv, pv.dir / vol["name"], files):
                             log.info("volume %s of pod %s updated", vol["name"], uid)
                     except VolumeError as e:
                         log.warning("volume %s of pod %s not refreshed: %s", vol["name"], uid, e)

@@ -1,10 +1,13 @@
 """Pod instances: one sandbox plus its containers, supervised the way kubelet does it.
 
 :class:`InstanceManager` is the runtime's entry point: ``create(pod)``, ``delete(uid,
-grace)``, ``status(uid)``, ``logs(…)``, ``exec(…)``, ``stats(uid)``. Each instance has one
-asyncio supervisor task (no thread, no process in Python): init containers run strictly in
-order, then the app containers start in order; exits are noticed through a pidfd of each
-container's conmon monitor; restarts follow restartPolicy with kubelet's CrashLoopBackOff.
+grace)``, ``status(uid)``, ``logs(…)``, ``exec(…)``, ``attach(…)``, ``stats(uid)``. Each
+instance has one asyncio supervisor task (no thread, no process in Python): init containers
+run strictly in order, then the app containers start in order; exits are noticed through a
+pidfd of each container's conmon monitor; restarts follow restartPolicy with kubelet's
+CrashLoopBackOff. Init containers with ``restartPolicy: Always`` are sidecars (KEP-753): the
+next init container starts once the sidecar has started (its startupProbe passed), sidecars
+are restarted whenever they exit, and are stopped after the app containers, in reverse order.
 State is persisted in ``<data_dir>/pods/<uid>/state.json`` so a new manager (a restarted
 skube) re-adopts running containers, their logs and the exit codes of those that ended.
 """
@@ -24,8 +27,9 @@ from typing import AsyncIterator, Awaitable, Callable
 from skube.runtime import cgroups, logs as logfmt
 from skube.runtime.oci import ConfigError, ContainerContext, Mount, build_spec, check_supported, qos_class
 from skube.runtime.probes import READINESS, STARTUP, PodProber
-from skube.runtime.runc import ExecHandle, Runc, RuncError, pid_alive, wait_pid
-from skube.runtime.sandbox import oom_score_floor, NetworkConfig, SandboxManager, SandboxState
+from skube.runtime.runc import AttachHandle, ExecHandle, Runc, RuncError, pid_alive, wait_pid
+from skube.runtime.sandbox import (oom_score_floor, NetworkConfig, SandboxError, SandboxManager,
+                                   SandboxState)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,9 @@ MAX_TERMINATION_MESSAGE = 4096
 
 def rfc3339(t: float | None) -> str | None:
     return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+SANDBOX_CHECK = 2.0     # seconds between looks at a pod's sandbox (holder alive, netns there)
 
 
 class Backoff:
@@ -135,11 +142,16 @@ class Instance:
         self.start_time: float | None = None
         self.initialized = not spec.get("initContainers")
         self.deleting = False
+        self.finishing = False         # app containers are done: sidecars are being stopped
         self.backoff = Backoff()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._exits: dict[str, asyncio.Task] = {}
-        self.prober = PodProber(self, list(spec.get("containers") or []))
+        self._inflight: asyncio.Task | None = None   # sandbox/container creation (shielded)
+        self.recovered = False         # loaded from disk: a crash may have cut a create short
+        sidecars = [c for c in spec.get("initContainers") or [] if c.get("restartPolicy") == "Always"]
+        self.sidecars = {c["name"] for c in sidecars}     # restartPolicy: Always init containers
+        self.prober = PodProber(self, list(spec.get("containers") or []) + sidecars)
 
     # ---- persistence ------------------------------------------------------------------
 
@@ -164,11 +176,16 @@ class Instance:
         inst.start_time, inst.initialized = doc["start_time"], doc["initialized"]
         inst.deleting = doc.get("deleting", False)
         inst.backoff = Backoff(entries=doc.get("backoff") or {})
+        inst.recovered = True
         return inst
 
     def _changed(self) -> None:
         self.save()
         self.mgr._notify(self)
+
+    def event(self, etype: str, reason: str, message: str) -> None:
+        """Record an Event of the pod (the kubelet's reasons and messages)."""
+        self.mgr._event(self, etype, reason, message)
 
     # ---- spec helpers -----------------------------------------------------------------
 
@@ -182,6 +199,15 @@ class Instance:
     @property
     def restart_policy(self) -> str:
         return (self.pod.get("spec") or {}).get("restartPolicy") or "Always"
+
+    def will_restart(self, name: str) -> bool:
+        """Whether ``name`` is restarted when it exits (sidecars always, until the pod ends)."""
+        if name in self.sidecars:
+            return not (self.finishing or self.deleting)
+        return self.restart_policy != "Never"
+
+    def _grace(self) -> float:
+        return (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
 
     def _container_dir(self, name: str) -> Path:
         return self.dir / "containers" / name
@@ -228,7 +254,12 @@ class Instance:
                 try:
                     check_supported(self.pod)
                     self.start_time = self.start_time or time.time()
-                    self.sandbox = await self.mgr.sandboxes.create(self.pod)
+                    if self.recovered:      # whatever a create cut short by a crash left
+                        try:
+                            await self.mgr.sandboxes.destroy(self.mgr.sandboxes.planned(self.pod))
+                        except SandboxError as e:
+                            log.warning("leftover sandbox of pod %s: %s", self.uid, e)
+                    self.sandbox = await self._shielded(self.mgr.sandboxes.create(self.pod))
                     self._changed()
                 except ConfigError as e:
                     self._fail_pod(e.reason, e.message)
@@ -244,13 +275,21 @@ class Instance:
                         self._watch(rec)
                     else:
                         await self._collect(rec)
+                elif rec.state == "waiting" and rec.cid and self.recovered:
+                    await self._discard(rec)
             while not self.deleting:
                 self._wake.clear()
+                if self._sandbox_dead():
+                    await self._recreate_sandbox()
+                    if self.sandbox is None:
+                        return
                 delay = await self._step()
                 if self.phase in ("Succeeded", "Failed"):
+                    await self._stop_sidecars()
                     self._changed()
                     return
-                timeout = None if delay is None else max(delay, 0.01)
+                # the sandbox's health is looked at every SANDBOX_CHECK seconds (kubelet: PLEG)
+                timeout = SANDBOX_CHECK if delay is None else min(max(delay, 0.01), SANDBOX_CHECK)
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout)
                 except asyncio.TimeoutError:
@@ -266,6 +305,53 @@ class Instance:
         except Exception:
             log.exception("supervisor of pod %s crashed", self.uid)
 
+    def _sandbox_dead(self) -> bool:
+        """The pod's holder process has exited or its network namespace is gone."""
+        sb = self.sandbox
+        return sb is not None and (not Path(sb.netns_path).exists() or
+                                   not sb.holder_pid or not pid_alive(sb.holder_pid))
+
+    async def _recreate_sandbox(self) -> None:
+        """As the kubelet does when a pod's sandbox died: kill its containers, make a new
+        sandbox (the pod IP may change), then start the init containers again from the
+        first and restart the others (their restartCount goes up). With restartPolicy
+        Never no new sandbox is made once containers have run."""
+        log.warning("sandbox of pod %s died: recreating it", self.uid)
+        await self.prober.stop()
+        for t in self._exits.values():
+            t.cancel()
+        self._exits.clear()
+        running = [r for r in self.records.values() if r.state == "running"]
+        await asyncio.gather(*(self._terminate(r, 0) for r in running))
+        for rec in running:
+            await self._collect(rec)
+        try:
+            await self.mgr.sandboxes.destroy(self.sandbox)
+        except SandboxError as e:
+            log.warning("tearing down the dead sandbox of pod %s: %s", self.uid, e)
+        self.sandbox = None
+        self._changed()
+        if self.restart_policy == "Never" and any(r.started_at for r in self.records.values()):
+            self._update_phase()
+            if self.phase not in ("Succeeded", "Failed"):
+                self._fail_pod("Failed", "the pod's sandbox died")
+            return
+        try:
+            self.sandbox = await self._shielded(self.mgr.sandboxes.create(self.pod))
+        except Exception as e:
+            log.exception("sandbox of pod %s", self.uid)
+            self._fail_pod("SandboxCreateFailed", str(e))
+            return
+        if any(r.init and r.name not in self.sidecars for r in self.records.values()) or self.sidecars:
+            self.initialized = False
+        for rec in self.records.values():
+            if rec.init and rec.name not in self.sidecars and rec.state == "terminated" \
+                    and rec.exit_code == 0:     # ran to completion in the old sandbox: again
+                rec.last_state = {"terminated": rec.terminated_dict()}
+                rec.state, rec.reason, rec.message = "waiting", "PodInitializing", ""
+        self._changed()
+        self.prober.start()
+
     def _monitor_alive(self, rec: ContainerRecord) -> bool:
         if not rec.monitor_pid or not pid_alive(rec.monitor_pid):
             return False
@@ -280,6 +366,8 @@ class Instance:
         self._changed()
 
     def _should_restart(self, rec: ContainerRecord) -> bool:
+        if rec.name in self.sidecars:
+            return self.will_restart(rec.name)
         if rec.init:
             return rec.exit_code != 0 and self.restart_policy != "Never"
         if rec.probe_kill and self.restart_policy != "Never":
@@ -297,11 +385,22 @@ class Instance:
             for rec in self.records.values():
                 if not rec.init:
                     continue
+                if rec.name in self.sidecars:
+                    if rec.state == "running":
+                        if not self._started(rec):
+                            return None     # the next one waits for its startupProbe
+                        continue
+                    wait = self._backoff_wait(rec, now)
+                    if wait:
+                        return wait
+                    await self._start(rec)
+                    return None if rec.state == "running" and not self._started(rec) else 0
                 if rec.state == "terminated" and rec.exit_code == 0:
                     continue
                 if rec.state == "running":
                     return None
                 if rec.state == "terminated" and not self._should_restart(rec):
+                    await self._stop_sidecars()     # terminal only once nothing runs any more
                     self._fail_pod("Failed", f"init container {rec.name} failed")
                     return None
                 wait = self._backoff_wait(rec, now)
@@ -313,7 +412,7 @@ class Instance:
             self._changed()
         pending = None
         for rec in self.records.values():
-            if rec.init or rec.state == "running":
+            if (rec.init and rec.name not in self.sidecars) or rec.state == "running":
                 continue
             if rec.state == "terminated" and not self._should_restart(rec):
                 continue
@@ -324,8 +423,33 @@ class Instance:
                 pending = wait if pending is None else min(pending, wait)
                 continue
             await self._start(rec)
+        apps = [r for r in self.records.values() if not r.init]
+        if all(r.state == "terminated" and not self._should_restart(r) for r in apps) and \
+                any(self.records[n].state == "running" for n in self.sidecars):
+            await self._stop_sidecars()     # the pod is done: its sidecars end after the apps
         self._update_phase()
         return pending
+
+    def _started(self, rec: ContainerRecord) -> bool:
+        """Running and past its startupProbe (if it has one)."""
+        cp = self.prober.get(rec.name)
+        return cp.started(rec) if cp else rec.state == "running"
+
+    async def _stop_sidecars(self, deadline: float | None = None) -> None:
+        """Stop the running sidecars one after another in reverse start order, each with
+        what is left of the grace period (the pod's, from now, unless ``deadline``)."""
+        self.finishing = True
+        if deadline is None:
+            deadline = time.monotonic() + self._grace()
+        for name in reversed([n for n in self.records if n in self.sidecars]):
+            rec = self.records[name]
+            if rec.state != "running":
+                continue
+            t = self._exits.pop(name, None)
+            if t:
+                t.cancel()
+            await self._terminate(rec, max(0.0, deadline - time.monotonic()))
+            await self._collect(rec)
 
     def _backoff_wait(self, rec: ContainerRecord, now: float) -> float:
         """0 to start now, else the remaining CrashLoopBackOff (status set accordingly)."""
@@ -346,6 +470,9 @@ class Instance:
                                f"container={rec.name} pod={meta['name']}_{meta.get('namespace', '')}"
                                f"({self.uid})")
                 self._changed()
+                self.event("Warning", "BackOff",
+                           f"Back-off restarting failed container {rec.name} in pod "
+                           f"{meta['name']}_{meta.get('namespace', '')}({self.uid})")
             return left
         self.backoff.next(key, finished)
         return 0.0
@@ -380,7 +507,8 @@ class Instance:
         self._changed()
         try:
             cdir.mkdir(parents=True, exist_ok=True)
-            prep = await self.mgr.prepare(self.pod, c, cdir)
+            # shielded too: a prepare's threads and mounts cannot be cut short safely
+            prep = await self._shielded(self.mgr.prepare(self.pod, c, cdir))
             rec.image_id = prep.image_id
             term = cdir / "termination-log"
             term.write_bytes(b"")
@@ -414,24 +542,69 @@ class Instance:
             self._changed()
             await self._retry_later(rec)
             return
+        if not await self._shielded(self._run_container(rec, c, bundle, cdir)):
+            await self._retry_later(rec)
+            return
+        self._watch(rec)
+        self.prober.container_started(rec.name)
+
+    async def _run_container(self, rec: ContainerRecord, c: dict, bundle: Path, cdir: Path) -> bool:
+        """runc create (under conmon) and start; runs to its end even when the pod is
+        deleted meanwhile (see :meth:`_shielded`), so :meth:`stop` sees a running container
+        and never a half-made one. False (the record says why) if it failed."""
+        cid = rec.cid
         try:
             await self.mgr.runc.delete(cid, force=True)
             mon = await self.mgr.runc.create_monitored(
                 cid, bundle, log_path=rec.log_path, exit_dir=self.dir / "exits",
-                persist_dir=cdir / "persist")
+                persist_dir=cdir / "persist", stdin=bool(c.get("stdin")),
+                stdin_once=bool(c.get("stdinOnce")), tty=bool(c.get("tty")))
             rec.pid, rec.monitor_pid = mon.pid, mon.monitor_pid
+            self.save()
+            self.event("Normal", "Created", f"Created container {rec.name}")
             await self.mgr.runc.start(cid)
         except RuncError as e:
             rec.reason, rec.message = "CreateContainerError", e.message
-            await self.mgr.runc.delete(cid, force=True)
-            cgroups.remove(cgroups.container_path(self.uid, cid))
+            self.event("Warning", "Failed", f"Error: {e.message}")
+            await self._discard(rec)
             self._changed()
-            await self._retry_later(rec)
-            return
+            return False
         rec.state, rec.reason, rec.started_at = "running", "", time.time()
-        self._watch(rec)
         self._changed()
-        self.prober.container_started(rec.name)
+        self.event("Normal", "Started", f"Started container {rec.name}")
+        return True
+
+    async def _shielded(self, coro):
+        """Await ``coro`` as a task that a cancellation of the caller does not cut short:
+        :meth:`stop` waits for it, then tears down what it made."""
+        self._inflight = asyncio.get_running_loop().create_task(coro)
+        return await asyncio.shield(self._inflight)
+
+    async def _discard(self, rec: ContainerRecord) -> None:
+        """Remove what an unfinished create of ``rec``'s current attempt may have left: the
+        container, its monitor (pid from conmon's own pid file) and its cgroup."""
+        bundle = self._container_dir(rec.name) / str(rec.restart_count) / "bundle"
+        try:
+            mpid = int((bundle / "conmon.pid").read_text().strip())
+        except (OSError, ValueError):
+            mpid = rec.monitor_pid
+        try:
+            await self.mgr.runc.delete(rec.cid, force=True)
+        except RuncError as e:
+            log.warning("removing container %s: %s", rec.cid, e)
+        if mpid and pid_alive(mpid):
+            try:
+                ours = rec.cid.encode() in Path(f"/proc/{mpid}/cmdline").read_bytes()
+            except OSError:
+                ours = False
+            if ours and not await wait_pid(mpid, 5):
+                try:
+                    os.kill(mpid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                await wait_pid(mpid, 5)
+        cgroups.remove(cgroups.container_path(self.uid, rec.cid))
+        (self.dir / "exits" / rec.cid).unlink(missing_ok=True)
 
     async def _retry_later(self, rec: ContainerRecord) -> None:
         """A failed create is retried with the container's back-off (kubelet does the same)."""
@@ -496,30 +669,49 @@ class Instance:
                 await self._task
             except (asyncio.CancelledError, Exception):
                 pass
+        if self._inflight and not self._inflight.done():
+            try:       # a create under way finishes first, then is torn down below
+                await self._inflight
+            except Exception:
+                pass
+        if self.sandbox is None and self._inflight and self._inflight.done() and \
+                not self._inflight.cancelled() and not self._inflight.exception() and \
+                isinstance(self._inflight.result(), SandboxState):
+            self.sandbox = self._inflight.result()
+            self.save()
+        for rec in self.records.values():
+            if rec.state == "waiting" and rec.cid and rec.reason == "ContainerCreating":
+                await self._discard(rec)      # a create that stopped half-way (crash)
         if grace is None:
-            grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
-        running = [r for r in self.records.values() if r.state == "running"]
-
-        async def stop_one(rec: ContainerRecord):
-            if self._monitor_alive(rec):
-                if grace > 0:
-                    await self.mgr.runc.kill(rec.cid, signal.SIGTERM)
-                    if await wait_pid(rec.monitor_pid, grace):
-                        return
-                await self.mgr.runc.kill(rec.cid, signal.SIGKILL, all=True)
-                await wait_pid(rec.monitor_pid, 10)
-        await asyncio.gather(*(stop_one(r) for r in running))
+            grace = self._grace()
+        deadline = time.monotonic() + grace
+        # app (and regular init) containers first, then the sidecars in reverse order
+        running = [r for r in self.records.values() if r.state == "running"
+                   and r.name not in self.sidecars]
+        await asyncio.gather(*(self._terminate(r, grace) for r in running))
         for t in self._exits.values():
             t.cancel()
         self._exits.clear()
         for rec in running:
             await self._collect(rec)
+        await self._stop_sidecars(deadline)
         self._changed()
+
+    async def _terminate(self, rec: ContainerRecord, grace: float) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns once the monitor is gone."""
+        if self._monitor_alive(rec):
+            self.event("Normal", "Killing", f"Stopping container {rec.name}")
+            if grace > 0:
+                await self.mgr.runc.kill(rec.cid, signal.SIGTERM)
+                if await wait_pid(rec.monitor_pid, grace):
+                    return
+            await self.mgr.runc.kill(rec.cid, signal.SIGKILL, all=True)
+            await wait_pid(rec.monitor_pid, 10)
 
     async def destroy(self) -> None:
         """Remove the sandbox and all files (after :meth:`stop`)."""
-        if self.sandbox:
-            await self.mgr.sandboxes.destroy(self.sandbox)
+        # no recorded sandbox: one may still be half-made (a crash during its create)
+        await self.mgr.sandboxes.destroy(self.sandbox or self.mgr.sandboxes.planned(self.pod))
         cgroups.remove(cgroups.pod_path(self.uid))
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -531,9 +723,15 @@ class Instance:
     def probe_runc(self) -> Runc:
         return self.mgr.runc
 
+    def probe_failed(self, name: str, kind: str, output: str) -> None:
+        """A probe run failed: a Warning ``Unhealthy`` event, as the kubelet's prober."""
+        self.event("Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {output.strip()}")
+
     def probe_result_changed(self, name: str, kind: str, result: str) -> None:
         if kind in (READINESS, STARTUP) and not self.deleting:
             self._changed()
+            if kind == STARTUP:
+                self._wake.set()        # a sidecar's start may let the next init container go
 
     async def kill_for_probe(self, name: str, kind: str, cid: str, grace: float | None) -> None:
         """A liveness/startup probe failed: kill the container (the probe's grace, else the
@@ -542,11 +740,12 @@ class Instance:
         if rec is None or rec.cid != cid or rec.state != "running" or self.deleting:
             return
         msg = f"Container {name} failed {kind} probe"
-        if self.restart_policy != "Never":
+        if self.will_restart(name):
             msg += ", will be restarted"
         log.info("pod %s: %s", self.uid, msg)
         rec.probe_kill = msg
         self.save()
+        self.event("Normal", "Killing", msg)
         if grace is None:
             grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
         if not self._monitor_alive(rec):
@@ -570,9 +769,12 @@ class Instance:
             if rec.message:
                 w["message"] = rec.message
             state = {"waiting": w}
-        cp = None if rec.init else self.prober.get(rec.name)
+        cp = self.prober.get(rec.name)
         started = cp.started(rec) if cp else rec.state == "running"
-        ready = (cp.ready(rec) if cp else rec.state == "running") and not rec.init
+        if rec.init and rec.name not in self.sidecars:   # kubelet: ready once it succeeded
+            ready = rec.state == "terminated" and rec.exit_code == 0
+        else:
+            ready = cp.ready(rec) if cp else rec.state == "running"
         st = {"name": rec.name, "state": state, "lastState": rec.last_state or {},
               "ready": ready, "restartCount": rec.restart_count,
               "image": rec.image, "imageID": rec.image_id, "started": started}
@@ -587,7 +789,9 @@ class Instance:
         inits = [r for r in self.records.values() if r.init]
         apps = [r for r in self.records.values() if not r.init]
         statuses = [self._container_status(r) for r in apps]
-        ready = bool(apps) and all(cs["ready"] for cs in statuses)
+        init_statuses = [self._container_status(r) for r in inits]
+        ready = bool(apps) and all(cs["ready"] for cs in statuses) and \
+            all(cs["ready"] for cs in init_statuses if cs["name"] in self.sidecars)
         now = rfc3339(time.time())
 
         def cond(t, ok, reason=None):
@@ -606,7 +810,7 @@ class Instance:
               "containerStatuses": statuses,
               "qosClass": qos_class(self.pod)}
         if inits:
-            st["initContainerStatuses"] = [self._container_status(r) for r in inits]
+            st["initContainerStatuses"] = init_statuses
         if self.start_time:
             st["startTime"] = rfc3339(self.start_time)
         if self.sandbox and self.sandbox.ip:
@@ -633,7 +837,8 @@ class InstanceManager:
     def __init__(self, data_dir: Path | str, prepare: PrepareFn, *,
                  network: NetworkConfig | None = None, memory_capacity: int = 0,
                  log_max_size: int = 10 * 1024 * 1024, log_max_files: int = 5,
-                 on_change: Callable[[Instance], None] | None = None):
+                 on_change: Callable[[Instance], None] | None = None,
+                 on_event: Callable[[Instance, str, str, str], None] | None = None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.prepare = prepare
@@ -642,8 +847,16 @@ class InstanceManager:
         self.memory_capacity = memory_capacity or _mem_total()
         self.log_max_size, self.log_max_files = log_max_size, log_max_files
         self.on_change = on_change
+        self.on_event = on_event      # (instance, type, reason, message): the pod's Events
         self.instances: dict[str, Instance] = {}
         self._rotator: asyncio.Task | None = None
+
+    def _event(self, inst: Instance, etype: str, reason: str, message: str) -> None:
+        if self.on_event:
+            try:
+                self.on_event(inst, etype, reason, message)
+            except Exception:
+                log.exception("on_event callback")
 
     def _notify(self, inst: Instance) -> None:
         if self.on_change:
@@ -744,6 +957,15 @@ class InstanceManager:
         if rec.state != "running":
             raise RuncError(f"container {container} is not running")
         return await self.runc.exec(rec.cid, command, tty=tty)
+
+    async def attach(self, uid: str, container: str) -> tuple[AttachHandle, dict]:
+        """Attach to the running container's main process (its monitor's attach socket);
+        also returns the container's spec (``stdin``, ``stdinOnce``, ``tty``)."""
+        inst, rec = self._record(uid, container)
+        if rec.state != "running" or not inst._monitor_alive(rec):
+            raise RuncError(f"container {container} is not running")
+        bundle = inst._container_dir(rec.name) / str(rec.restart_count) / "bundle"
+        return await self.runc.attach(bundle), inst._spec_of(container)
 
     def stats(self, uid: str) -> dict:
         """Per-container cgroup usage: ``{name: {"cpu_ns", "memory_usage", "working_set", …}}``."""

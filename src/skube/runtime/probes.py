@@ -94,6 +94,7 @@ class Host(Protocol):
     restart_policy: str
 
     def pod_ip(self) -> str: ...
+    def will_restart(self, name: str) -> bool: ...
     def probe_runc(self) -> Any: ...
     def probe_result_changed(self, name: str, kind: str, result: str) -> None: ...
     async def kill_for_probe(self, name: str, kind: str, cid: str, grace: float | None) -> None: ...
@@ -491,7 +492,7 @@ class Worker:
         if rec.state != "running":
             if rec.state == "terminated":
                 self._set(FAILURE)
-                if h.restart_policy == "Never":
+                if not h.will_restart(self.name):
                     return False
             return None
         if h.deleting:
@@ -525,6 +526,10 @@ class Worker:
             st.failures += 1
         st.history.append((cid, result))
         del st.history[:-100]
+        if result == FAILURE:     # every failed run is reported (kubelet: Unhealthy events)
+            report = getattr(h, "probe_failed", None)
+            if report:
+                report(self.name, self.spec.kind, output)
         if result == self.last_result:
             self.result_run += 1
         else:
@@ -630,7 +635,7 @@ class ContainerProber:
 
 
 class PodProber:
-    """All probe workers of a pod instance (app containers only)."""
+    """All probe workers of a pod instance (app containers and sidecars)."""
 
     def __init__(self, host: Host, containers: list[dict]):
         self.containers = {c["name"]: ContainerProber(host, c) for c in containers}

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,9 +105,14 @@ class Runc:
 
     async def create_monitored(self, cid: str, bundle: Path | str, *, log_path: Path | str,
                                exit_dir: Path | str, persist_dir: Path | str,
+                               stdin: bool = False, stdin_once: bool = False, tty: bool = False,
                                timeout: float = 30) -> Monitored:
         """``runc create`` under a detached conmon; returns once the container is created
-        (its process waits for :meth:`start`). Raises RuncError with runc's message."""
+        (its process waits for :meth:`start`). Raises RuncError with runc's message.
+
+        ``stdin`` keeps the container's stdin open (a pipe, or the terminal with ``tty``) for
+        :meth:`attach` clients; ``stdin_once`` closes it when the first attached client leaves;
+        ``tty`` gives the process a pseudo-terminal (the spec's ``process.terminal``)."""
         bundle = Path(bundle)
         Path(exit_dir).mkdir(parents=True, exist_ok=True)
         Path(persist_dir).mkdir(parents=True, exist_ok=True)
@@ -121,6 +127,12 @@ class Runc:
                 "-l", f"k8s-file:{log_path}", "--exit-dir", str(exit_dir),
                 "-0", str(persist_dir), "--socket-dir-path", str(bundle),
                 "--log-level", "error"]
+        if tty:
+            args.append("--terminal")
+        if stdin:
+            args.append("--stdin")
+            if not stdin_once:
+                args.append("--leave-stdin-open")
         try:
             proc = await asyncio.create_subprocess_exec(
                 *args, env=env, pass_fds=(w,), stdin=asyncio.subprocess.DEVNULL,
@@ -172,6 +184,24 @@ class Runc:
                 pass
             raise RuncError(msg or "runc run failed", proc.returncode)
         return int(pidfile.read_text().strip())
+
+    async def attach(self, bundle: Path | str) -> "AttachHandle":
+        """Connect to the attach socket conmon keeps in ``bundle`` for the container's main
+        process (stdin in, stdout/stderr out). Raises RuncError if the monitor is gone."""
+        loop = asyncio.get_running_loop()
+        bundle = Path(bundle)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+        sock.setblocking(False)
+        try:   # through /proc/self/fd: a socket path may not exceed 107 bytes
+            dfd = os.open(bundle, os.O_PATH | os.O_CLOEXEC)
+            try:
+                await loop.sock_connect(sock, f"/proc/self/fd/{dfd}/attach")
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            sock.close()
+            raise RuncError(f"cannot attach: the container's monitor is not running ({e.strerror})")
+        return AttachHandle(sock, bundle / "ctl")
 
     # ---- plain commands -----------------------------------------------------------------
 
@@ -247,6 +277,87 @@ class Runc:
         return ExecHandle(proc, writer, reader, None, master=master, transports=[rt, wt])
 
 
+class AttachHandle:
+    """A client of conmon's attach socket (SOCK_SEQPACKET). Each message conmon sends is
+    one output chunk prefixed by a byte naming its pipe; what we send is written to the
+    container's stdin. Resizes go to conmon's ``ctl`` fifo."""
+
+    STDOUT, STDERR = 2, 3           # conmon's pipe numbers (1 is stdin)
+    MAX_WRITE = 8192                # conmon reads at most this much per message
+
+    RESIZE_GAP = 0.1                # conmon acts on one message per read of its fifo
+
+    def __init__(self, sock: socket.socket, ctl_path: Path):
+        self.sock = sock
+        self.ctl_path = ctl_path
+        self._size: tuple[int, int] | None = None
+        self._last_resize = 0.0
+        self._resize_timer: asyncio.TimerHandle | None = None
+
+    async def read(self) -> tuple[int, bytes] | None:
+        """The next ``(pipe, data)`` of output; None once the container's output ended."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                msg = await loop.sock_recv(self.sock, 65536)
+            except OSError:
+                return None
+            if not msg:
+                return None
+            if len(msg) > 1:
+                return msg[0], msg[1:]
+
+    async def write(self, data: bytes) -> None:
+        """Feed the container's stdin (dropped by conmon when the container has none)."""
+        loop = asyncio.get_running_loop()
+        for i in range(0, len(data), self.MAX_WRITE):
+            await loop.sock_sendall(self.sock, data[i:i + self.MAX_WRITE])
+
+    def close_stdin(self) -> None:
+        """End of our input: conmon closes the container's stdin if it was started
+        ``stdin_once``."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the container terminal's size (conmon's control message type 1). Sizes sent
+        in quick succession (kubectl attach sends size+1, then the size, to force a redraw)
+        are spaced out, and a burst collapses to its last size: conmon reads its fifo in
+        chunks and acts on the first message of each."""
+        self._size = (rows, cols)
+        if self._resize_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_resize + self.RESIZE_GAP - loop.time()
+        if wait <= 0:
+            self._write_size()
+        else:
+            self._resize_timer = loop.call_later(wait, self._write_size)
+
+    def _write_size(self) -> None:
+        self._resize_timer = None
+        self._last_resize = asyncio.get_running_loop().time()
+        rows, cols = self._size
+        try:
+            fd = os.open(self.ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            os.write(fd, f"1 {max(0, min(rows, 1000))} {max(0, min(cols, 1000))}\n".encode())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        if self._resize_timer is not None:
+            self._resize_timer.cancel()
+            self._resize_timer = None
+        self.sock.close()
+
+
 class _PtyReader(asyncio.StreamReaderProtocol):
     """A pty master reports EIO once the other side is closed: treat it as EOF."""
 
@@ -312,4 +423,4 @@ def _message(err: bytes) -> str:
     return lines[-1] if lines else ""
 
 
-__all__ = ["Runc", "RuncError", "Monitored", "ExecHandle", "wait_pid", "pid_alive"]
+__all__ = ["Runc", "RuncError", "Monitored", "ExecHandle", "AttachHandle", "wait_pid", "pid_alive"]

@@ -130,8 +130,8 @@ def _parse_resolv(text: str) -> tuple[list[str], list[str], list[str]]:
             continue
         if f[0] == "nameserver" and len(f) > 1:
             ns.append(f[1])
-        elif f[0] in ("search", "domain"):
-            search = f[1:]
+        elif f[0] == "search":              # kubelet: the last line wins; trailing dots and "." dropped
+            search = [d.rstrip(".") for d in f[1:] if d != "."]
         elif f[0] == "options":
             opts.extend(f[1:])
     return ns, search, opts
@@ -147,13 +147,14 @@ def resolv_conf(pod: dict, cfg: NetworkConfig, host_resolv: str = "") -> str:
     opts: list[str]
     if policy == "None":
         ns_list, search, opts = [], [], []
-    elif policy in ("ClusterFirst", "ClusterFirstWithHostNet") and cfg.cluster_dns:
+    elif cfg.cluster_dns and (policy == "ClusterFirstWithHostNet"
+                              or (policy == "ClusterFirst" and not spec.get("hostNetwork"))):
         namespace = pod["metadata"].get("namespace", "default")
         d = cfg.cluster_domain
         ns_list = list(cfg.cluster_dns)
-        search = [f"{namespace}.svc.{d}", f"svc.{d}", d] + host_search
+        search = list(dict.fromkeys([f"{namespace}.svc.{d}", f"svc.{d}", d] + host_search))
         opts = ["ndots:5"]
-    else:                                   # Default (or ClusterFirst without cluster DNS)
+    else:                                   # Default, ClusterFirst on the host network or without cluster DNS
         ns_list, search, opts = host_ns, host_search, host_opts
     dc = spec.get("dnsConfig") or {}
     for n in dc.get("nameservers") or []:
@@ -254,15 +255,20 @@ class SandboxManager:
     def pod_dir(self, pod_uid: str) -> Path:
         return self.data_dir / "pods" / pod_uid
 
-    async def create(self, pod: dict) -> SandboxState:
-        """Network namespace, CNI, pod files, /dev/shm and the holder; undone on failure."""
+    def planned(self, pod: dict) -> SandboxState:
+        """The sandbox :meth:`create` makes for ``pod``: its names derive from the pod's uid
+        alone, so a half-created one can be found and torn down after a crash."""
         uid = pod["metadata"]["uid"]
         spec = pod.get("spec") or {}
-        pdir = self.pod_dir(uid)
+        return SandboxState(pod_uid=uid, dir=str(self.pod_dir(uid)), netns=f"skube-{uid}",
+                            holder_id=f"{uid}-sandbox", hostname=hostname_of(pod),
+                            share_pid=bool(spec.get("shareProcessNamespace")))
+
+    async def create(self, pod: dict) -> SandboxState:
+        """Network namespace, CNI, pod files, /dev/shm and the holder; undone on failure."""
+        st = self.planned(pod)
+        uid, pdir = st.pod_uid, Path(st.dir)
         pdir.mkdir(parents=True, exist_ok=True)
-        st = SandboxState(pod_uid=uid, dir=str(pdir), netns=f"skube-{uid}",
-                          holder_id=f"{uid}-sandbox", hostname=hostname_of(pod),
-                          share_pid=bool(spec.get("shareProcessNamespace")))
         try:
             if not Path(st.netns_path).exists():
                 await _run("ip", "netns", "add", st.netns)

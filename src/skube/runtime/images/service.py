@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 
 from . import archive as archive_mod
-from .gc import collect
+from .gc import GCPolicy, collect
 from .reference import InvalidReference, Reference, parse
 from .registry import INDEX_TYPES, MANIFEST_TYPES, RegistryClient, RegistryError, parse_docker_configs
 from .rootfs import copy_layers, mount_overlay, overlay_supported, unmount
@@ -91,12 +91,14 @@ class ImageService:
     """The runtime's image store: one per data dir, safe beside the `skube image` CLI."""
 
     def __init__(self, data_dir: Path, *, insecure_registries: Iterable[str] = ("127.0.0.1", "localhost"),
-                 gc_threshold_bytes: int | None = None, rootfs_mode: str = "auto",
+                 gc_threshold_bytes: int | None = None, gc_high_percent: float | None = None,
+                 gc_low_percent: float | None = None, rootfs_mode: str = "auto",
                  client: RegistryClient | None = None):
         self.data_dir = Path(data_dir)
         self.store = ContentStore(self.data_dir / "images")
         self.client = client or RegistryClient(insecure_registries)
         self.gc_threshold_bytes = gc_threshold_bytes
+        self.gc_high_percent, self.gc_low_percent = gc_high_percent, gc_low_percent
         if rootfs_mode not in ("auto", "overlay", "copy"):
             raise ValueError("rootfs_mode must be auto, overlay or copy")
         self.rootfs_mode = rootfs_mode
@@ -358,20 +360,25 @@ class ImageService:
             return [r.name for r in self.store.records() if r.config_digest.startswith(key)]
         return []
 
+    @property
+    def gc_policy(self) -> GCPolicy:
+        return GCPolicy(threshold_bytes=self.gc_threshold_bytes, high_percent=self.gc_high_percent,
+                        low_percent=self.gc_low_percent)
+
     def _maybe_gc(self, protect: set[str] = frozenset()) -> list[str]:
-        if not self.gc_threshold_bytes:
+        if not self.gc_policy.enabled:
             return []
         with self.store.try_exclusive() as locked:
             if not locked:  # pulls in flight; a later pull will collect
                 return []
-            return collect(self.store, self.gc_threshold_bytes, protect=set(protect) | set(self._pulls))
+            return collect(self.store, protect=set(protect) | set(self._pulls), policy=self.gc_policy)
 
     async def gc(self) -> list[str]:
         """Collect now (waits for pulls in flight)."""
-        if not self.gc_threshold_bytes:
+        if not self.gc_policy.enabled:
             return []
         async with self.store.lock("gc.lock", fcntl.LOCK_EX):
-            return collect(self.store, self.gc_threshold_bytes, protect=set(self._pulls))
+            return collect(self.store, protect=set(self._pulls), policy=self.gc_policy)
 
     # ---------------------------------------------------------------- rootfs
     def _use_overlay(self) -> bool:
