@@ -48,6 +48,8 @@ bench: setup
 	$(PY) benchmarks/virtual_node.py
 	$(PY) benchmarks/runtime_pull.py
 	$(PY) benchmarks/runtime.py
+	$(PY) benchmarks/network.py
+	$(PY) benchmarks/burst.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
