@@ -169,16 +169,20 @@ def node_costs(runs: list[NodeRun], prices: PriceTable, *, since: float | None,
 
 
 def render_node_sections(report, fmt_seconds, table) -> list[str]:
-    """The bill's node lines (table output): one per node, then one per node type."""
+    """The bill's node lines (table output): one per node-pool node, then one per node
+    type — ``virtual-node`` (pods billed per pod-second) beside the pools' instance types."""
     if not report.nodes:
         return []
     cur = report.currency
     nodes = table(["NODE", "POOL", "TYPE", "START", "DURATION", "STATUS", f"COST ({cur})"],
                   [[n.node, n.pool, n.instance_type, n.start or "", fmt_seconds(n.seconds),
                     "running" if n.running else "released", f"{n.cost:.6f}"] for n in report.nodes])
-    types = table(["NODE TYPE", "NODES", "NODE-SECONDS", f"COST ({cur})"],
-                  [[t.instance_type, str(t.nodes), f"{t.seconds:.0f}", f"{t.cost:.6f}"]
-                   for t in report.node_types])
+    rows = [[t.instance_type, f"{t.nodes} nodes", f"{t.seconds:.0f}", f"{t.cost:.6f}"]
+            for t in report.node_types]
+    if report.pods:
+        rows.insert(0, ["virtual-node", f"{len(report.pods)} pods", f"{sum(p.seconds for p in report.pods):.0f}",
+                        f"{sum(p.cost for p in report.pods):.6f}"])
+    types = table(["NODE TYPE", "BILLED", "SECONDS", f"COST ({cur})"], rows)
     return ["", nodes, "", types]
 
 
