@@ -44,6 +44,9 @@ def log(msg: str) -> None:
 
 async def burst(n: int, data: Path) -> dict:
     port = _free_port()
+    # the virtual node must not be what limits the burst (defaults: 1000 CPU, 10000 pods)
+    (data / "config.yaml").write_text(json.dumps({"virtualNode": {"capacity": {
+        "cpu": str(max(1000, n)), "memory": f"{max(4096, 2 * n)}Gi", "pods": str(max(10000, 2 * n))}}}))
     logf = data / "up.log"
     proc = subprocess.Popen([sys.executable, "-m", "skube", "up", "--provider", "mock", "--data-dir", str(data),
                              "--port", str(port), "--kubelet-port", "0"],

@@ -101,6 +101,11 @@ def up(data_dir: Path, port: int, provider: str, provider_config: Path | None, k
     except (ValueError, yaml.YAMLError) as e:
         raise click.BadParameter(str(e), param_hint="--policy / config.yaml serverless") from None
     pools = resolve_pools(data_dir, node_pools, provider, (doc or {}).get("network"))
+    from .up import virtual_node_capacity
+    try:
+        virtual_node_capacity(data_dir)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
     _run(run_up(UpConfig(data_dir=data_dir.expanduser().resolve(), port=port, provider=provider,
                          provider_config=doc or {}, kubelet_port=kubelet_port, policy=policy,
                          node_pools=pools)),

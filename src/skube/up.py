@@ -44,6 +44,24 @@ async def _builtin_image(cfg: UpConfig) -> str | None:
         await service.close()
 
 
+def virtual_node_capacity(data_dir: Path) -> dict:
+    """config.yaml ``virtualNode: {capacity: {cpu: "20000", pods: "50000", …}}``: what the
+    virtual node advertises beyond its defaults (1000 CPU, 4Ti, 10000 pods) — e.g. for a
+    burst of tens of thousands of pods."""
+    from .autoscaler.pools import read_config
+    from .api.quantity import parse_quantity
+    section = read_config(data_dir).get("virtualNode") or {}
+    capacity = section.get("capacity") or {} if isinstance(section, dict) else None
+    if not isinstance(capacity, dict):
+        raise ValueError("config.yaml virtualNode.capacity: expected a mapping of resource to quantity")
+    for name, value in capacity.items():
+        try:
+            parse_quantity(str(value))
+        except ValueError:
+            raise ValueError(f"config.yaml virtualNode.capacity.{name}: {value!r} is not a quantity") from None
+    return {str(k): str(v) for k, v in capacity.items()}
+
+
 async def run_up(cfg: UpConfig) -> None:
     """Start everything, print how to use it, run until SIGINT/SIGTERM, stop in reverse."""
     from .controllers.manager import CONTROLLERS, DEFAULT_CONTROLLERS, run_controllers
@@ -92,6 +110,7 @@ async def run_up(cfg: UpConfig) -> None:
         node = VirtualNode(AgentConfig(
             name=NODE_NAME, kubeconfig=str(kubeconfig), provider=cfg.provider,
             provider_config=vn_config, kubelet_port=cfg.kubelet_port,
+            capacity=virtual_node_capacity(cfg.data_dir),
             data_dir=cfg.data_dir / "nodes" / NODE_NAME, cluster_data_dir=cfg.data_dir))
         await node.start()
         print(f"skube cluster ready at {server.cfg.url}: API server, controllers "

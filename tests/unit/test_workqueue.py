@@ -197,3 +197,42 @@ def test_run_workers_sync_handler_and_requeue_after_returned_delay():
         q.shut_down()
         await workers
     run(main())
+
+
+def test_a_key_that_ran_long_is_paced_and_its_events_coalesce():
+    async def main():
+        loop = asyncio.get_running_loop()
+        q = WorkQueue(pace=2.0)
+        q.add("hot")
+        q.add("cold")
+        assert await q.get() == "hot"
+        for _ in range(5):
+            q.add("hot")                          # events while its long sync runs
+        q.done("hot", busy=0.1)                   # ran 100 ms: not again for 200 ms
+        t0 = loop.time()
+        assert await q.get() == "cold"            # others go first
+        q.done("cold", busy=0.001)
+        q.add("cold")                             # a quick key is not paced
+        assert await q.get() == "cold"
+        q.done("cold")
+        q.add("hot")
+        assert await q.get() == "hot"             # once, after the pause
+        assert loop.time() - t0 >= 0.19
+        q.done("hot", busy=0.0)
+        q.add("hot")                              # after a quick run: no pause
+        assert len(q) == 1
+    run(main())
+
+
+def test_pacing_is_capped():
+    async def main():
+        loop = asyncio.get_running_loop()
+        q = WorkQueue(pace=2.0)
+        q.add("k")
+        await q.get()
+        q.add("k")
+        q.done("k", busy=30.0)                    # mostly network waits: the pause stays short
+        t0 = loop.time()
+        assert await q.get() == "k"
+        assert loop.time() - t0 <= WorkQueue.PACE_MAX + 0.2
+    run(main())

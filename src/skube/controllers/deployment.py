@@ -25,8 +25,8 @@ import time
 
 from ..client import ApiError, Client, object_key
 from .controllerutils import (DEPLOYMENTS, PODS, REPLICASETS, BaseController, claim_pods, condition,
-                              controller_ref, in_namespace, int_or_percent, owner_ref, parse_time,
-                              rfc3339, selector_of, set_condition, update_status)
+                              controlled_by, controller_ref, in_namespace, index_owners, int_or_percent,
+                              owner_ref, parse_time, rfc3339, selector_of, set_condition, update_status)
 
 log = logging.getLogger("skube.controllers.deployment")
 
@@ -140,7 +140,7 @@ class DeploymentController(BaseController):
         super().__init__(client, workers=workers)
         self.deployments = self.informer(DEPLOYMENTS)
         self.sets = self.informer(REPLICASETS)
-        self.pods = self.informer(PODS)
+        self.pods = index_owners(self.informer(PODS))
         self.deployments.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n),
                                       on_delete=self.enqueue)
         self.sets.add_handlers(on_add=self._rs_changed, on_update=self._rs_updated,
@@ -517,9 +517,8 @@ class DeploymentController(BaseController):
             return await self.sync_rollout_status(d, self._fresh(([new] if new else []) + old), new)
         old_uids = {rs["metadata"]["uid"] for rs in old}
         if any(st(rs, "replicas") > 0 for rs in old) or any(
-                (controller_ref(p) or {}).get("uid") in old_uids
-                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                for p in in_namespace(self.pods, d["metadata"]["namespace"])):
+                (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                for uid in old_uids for p in controlled_by(self.pods, uid)):
             return await self.sync_rollout_status(d, ([new] if new else []) + old, new)
         if new is None:
             new, old = await self.get_all(d, ([new] if new else []) + old, create=True)

@@ -31,8 +31,9 @@ import logging
 import time
 
 from ..client import ApiError, Client, object_key
-from .controllerutils import (JOBS, PODS, BaseController, Expectations, claim_pods, condition,
-                              controller_ref, deletion_order, in_namespace, is_ready, is_terminating,
+from .controllerutils import (JOBS, PODS, BaseController, Expectations, claim_candidates, claim_pods,
+                              condition, controlled_by, controller_ref, deletion_order,
+                              index_owners, is_ready, is_terminating,
                               owner_ref, parse_time, phase, pod_from_template, rfc3339, selector_of,
                               set_condition, update_status)
 from .replicaset import slow_start
@@ -196,7 +197,7 @@ class JobController(BaseController):
         self.clock = clock
         self.expectations = Expectations()
         self.jobs = self.informer(JOBS)
-        self.pods = self.informer(PODS)
+        self.pods = index_owners(self.informer(PODS))
         self.jobs.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n),
                                on_delete=self._job_deleted)
         self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated,
@@ -207,8 +208,8 @@ class JobController(BaseController):
     def _job_deleted(self, job: dict) -> None:
         self.expectations.delete(object_key(job))
         uid = job["metadata"]["uid"]
-        for p in in_namespace(self.pods, job["metadata"]["namespace"]):
-            if (controller_ref(p) or {}).get("uid") == uid and _has_finalizer(p):
+        for p in controlled_by(self.pods, uid):
+            if _has_finalizer(p):
                 self.queue.add(("orphan", object_key(p)))
 
     async def _sync_orphan(self, pod_key: str) -> None:
@@ -283,9 +284,8 @@ class JobController(BaseController):
         if is_finished(job):
             await self._remove_finalizers(self._owned_pods(job))
             return await self._ttl(job)
-        ns = job["metadata"]["namespace"]
         ref = owner_ref(job, "batch/v1", "Job")
-        pods = await claim_pods(self.client, job, ref, selector_of(job), in_namespace(self.pods, ns))
+        pods = await claim_pods(self.client, job, ref, selector_of(job), claim_candidates(self.pods, job))
         now = self.clock()
         spec = job["spec"]
         status = copy.deepcopy(job.get("status") or {})
@@ -515,9 +515,7 @@ class JobController(BaseController):
         return requeue
 
     def _owned_pods(self, job: dict) -> list[dict]:
-        uid = job["metadata"]["uid"]
-        return [p for p in in_namespace(self.pods, job["metadata"]["namespace"])
-                if (controller_ref(p) or {}).get("uid") == uid]
+        return controlled_by(self.pods, job["metadata"]["uid"])
 
     async def _remove_finalizers(self, pods: list[dict]) -> None:
         async def one(p):

@@ -16,10 +16,10 @@ import logging
 import time
 
 from ..client import ApiError, Client, object_key
-from .controllerutils import (PODS, REPLICASETS, BaseController, Expectations, available_in, claim_pods,
-                              controller_ref, deletion_order, in_namespace, is_active, is_available,
-                              is_ready, owner_ref, pod_from_template, remove_condition, selector_of,
-                              set_condition, update_status)
+from .controllerutils import (PODS, REPLICASETS, BaseController, Expectations, available_in, claim_candidates,
+                              claim_pods, controlled_by, controller_ref, deletion_order, in_namespace, index_owners,
+                              is_active, is_available, is_ready, owner_ref, pod_from_template,
+                              remove_condition, selector_of, set_condition, update_status)
 
 log = logging.getLogger("skube.controllers.replicaset")
 
@@ -53,7 +53,7 @@ class ReplicaSetController(BaseController):
         self.burst_replicas = burst_replicas
         self.expectations = Expectations()
         self.sets = self.informer(self.resource)
-        self.pods = self.informer(PODS)
+        self.pods = index_owners(self.informer(PODS))
         self.sets.add_handlers(on_add=self.enqueue, on_update=self._set_updated,
                                on_delete=self._set_deleted)
         self.pods.add_handlers(on_add=self._pod_added, on_update=self._pod_updated,
@@ -128,9 +128,8 @@ class ReplicaSetController(BaseController):
         if rs is None:
             self.expectations.delete(key)
             return None
-        ns = rs["metadata"]["namespace"]
         selector = selector_of(rs)
-        candidates = [p for p in in_namespace(self.pods, ns) if is_active(p)]
+        candidates = [p for p in claim_candidates(self.pods, rs) if is_active(p)]
         ref = owner_ref(rs, "apps/v1", self.kind)
         pods = await claim_pods(self.client, rs, ref, selector, candidates)
         error = None
@@ -200,9 +199,9 @@ class ReplicaSetController(BaseController):
             related_uids |= {s["metadata"]["uid"] for s in in_namespace(self.sets, ns)
                              if (controller_ref(s) or {}).get("uid") == owner.get("uid")}
         per_node: dict[str, int] = {}
-        for p in in_namespace(self.pods, ns):
+        for p in (p for uid in related_uids for p in controlled_by(self.pods, uid)):
             node = p["spec"].get("nodeName")
-            if node and is_active(p) and (controller_ref(p) or {}).get("uid") in related_uids:
+            if node and is_active(p):
                 per_node[node] = per_node.get(node, 0) + 1
         return {p["metadata"]["uid"]: per_node.get(p["spec"].get("nodeName") or "", 0) for p in pods}
 

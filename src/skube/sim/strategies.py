@@ -46,7 +46,24 @@ def demand_profile(trace: Trace, step: float = 60.0) -> list[float]:
     return [i * step for i in range(int(trace.duration // step) + 1)]
 
 
+def virtual_node_capacity(trace: Trace, ts: list[float]) -> dict:
+    """Twice the trace's peak demand, never below the virtual node's defaults (1000 CPU,
+    4Ti, 10000 pods): the virtual node must never be what limits a burst."""
+    cpu = max(sum(w.cpu_m * n for w, n in trace.demand(t)) for t in ts)
+    mem = max(sum(w.memory * n for w, n in trace.demand(t)) for t in ts)
+    pods = max(trace.pods_at(t) for t in ts)
+    return {"cpu": str(max(1000, math.ceil(2 * cpu / 1000))),
+            "memory": f"{max(4096, math.ceil(2 * mem / (1 << 30)))}Gi",
+            "pods": str(max(10000, 2 * pods))}
+
+
 def build(trace: Trace, name: str) -> Strategy:
+    s = _build(trace, name)
+    s.config = {**s.config, "virtualNode": {"capacity": virtual_node_capacity(trace, demand_profile(trace))}}
+    return s
+
+
+def _build(trace: Trace, name: str) -> Strategy:
     ts = demand_profile(trace)
     low = min(nodes_for(trace, t) for t in ts)
     high = max(nodes_for(trace, t) for t in ts)
