@@ -39,3 +39,27 @@ def test_pdb_status_and_eviction(env):
     wait_for(lambda: status().get("disruptionsAllowed") == 1 and status().get("currentHealthy") == 3,
              timeout=60, message="budget restored")
     core.create_namespaced_pod_eviction(names[1], NS, second)
+
+
+def test_eviction_marks_the_pod_disruption_target_and_dry_run_changes_nothing(env):
+    # a finalizer holds the evicted pod, so its last state can be read
+    env.apply({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"name": "held", "namespace": NS, "labels": {"app": "held"},
+                            "finalizers": ["example.com/hold"]},
+               **{k: v for k, v in pod_template({"app": "held"}).items() if k == "spec"}})
+    wait_for(lambda: ((env.try_get("pod", "held", "-n", NS) or {}).get("status") or {}).get("phase") == "Running",
+             timeout=30, message="held running")
+    core = k8s.CoreV1Api(env.cluster.client())
+    body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "held", "namespace": NS}}
+    core.create_namespaced_pod_eviction("held", NS, body, dry_run="All")
+    pod = env.try_get("pod", "held", "-n", NS)
+    assert "deletionTimestamp" not in pod["metadata"]
+    assert "DisruptionTarget" not in {c["type"] for c in pod["status"].get("conditions") or []}
+    core.create_namespaced_pod_eviction("held", NS, body)
+    pod = env.try_get("pod", "held", "-n", NS)
+    assert pod["metadata"].get("deletionTimestamp")
+    [cond] = [c for c in pod["status"]["conditions"] if c["type"] == "DisruptionTarget"]
+    assert (cond["status"], cond["reason"]) == ("True", "EvictionByEvictionAPI")
+    env.kubectl("patch", "pod", "held", "-n", NS, "--type=json",
+                "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')
+    wait_for(lambda: env.try_get("pod", "held", "-n", NS) is None, timeout=30, message="held gone")

@@ -6,6 +6,7 @@ import orjson
 
 from ..api import errors, patch, selectors
 from ..api.registry import ResourceInfo
+from ..store.errors import ConflictError
 from .http import Request, send_json
 from .objects import deep_copy, now_rfc3339
 
@@ -201,12 +202,41 @@ class Subresources:
                                  "message": f"The disruption budget {pname} needs "
                                  f"{st.get('desiredHealthy', 0)} healthy pods and has "
                                  f"{st.get('currentHealthy', 0)} currently"}]})
+        options = dict(body.get("deleteOptions") or {})
+        if req.args("dryRun"):
+            options["dryRun"] = req.args("dryRun")
+        dry = bool(options.get("dryRun"))
+        if matching and not dry:
             newp = deep_copy(p.obj)
             newp["status"]["disruptionsAllowed"] = st["disruptionsAllowed"] - 1
             newp["status"].setdefault("disruptedPods", {})[name] = now_rfc3339()
             await self.store.update(p.key, newp, p.mod_revision)
-        await self.server.resources.delete_object(info, ns, name, body.get("deleteOptions") or {})
+        if not dry and not pod["metadata"].get("deletionTimestamp"):
+            await self._mark_disruption_target(rec)
+        await self.server.resources.delete_object(info, ns, name, options)
         await send_json(send, 201, _success())
+
+    async def _mark_disruption_target(self, rec) -> None:
+        """As upstream before deleting an evicted pod: the DisruptionTarget condition
+        (reason EvictionByEvictionAPI) in its status, so controllers (a Job's
+        podFailurePolicy) and people can tell an eviction from a failure."""
+        for _ in range(5):
+            new = deep_copy(rec.obj)
+            conditions = new.setdefault("status", {}).setdefault("conditions", [])
+            if any(c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+                   and c.get("reason") == "EvictionByEvictionAPI" for c in conditions):
+                return
+            conditions[:] = [c for c in conditions if c.get("type") != "DisruptionTarget"]
+            conditions.append({"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI",
+                               "message": "Eviction API: evicting", "lastProbeTime": None,
+                               "lastTransitionTime": now_rfc3339()})
+            try:
+                await self.store.update(rec.key, new, rec.mod_revision)
+                return
+            except ConflictError:           # written meanwhile: re-read and retry
+                rec = self.store.get(rec.key)
+                if rec is None:
+                    return
 
     async def token_request(self, req: Request, send, info: ResourceInfo, ns, name) -> None:
         """serviceaccounts/token (TokenRequest): a signed, expiring, optionally bound token."""
