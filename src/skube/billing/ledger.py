@@ -77,22 +77,29 @@ class Run:
         return self.memory_mib / 1024
 
 
+def open_ledger_db(path: Path, schema: str, what: str, *, create: bool) -> sqlite3.Connection:
+    """A ledger's SQLite database: autocommit (every write its own transaction), WAL so
+    readers (``skube bill``) never block the writer; created with ``schema`` if asked."""
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise FileNotFoundError(f"no {what} at {path}")
+    db = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
+    db.execute("PRAGMA busy_timeout = 10000")
+    if create:
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.executescript(schema)
+    return db
+
+
 class Ledger:
     """``Ledger(path)`` opens (and creates) the ledger database at ``path``."""
 
     def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
+        self.db = open_ledger_db(self.path, _SCHEMA, "billing ledger", create=create)
         if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not self.path.exists():
-            raise FileNotFoundError(f"no billing ledger at {self.path}")
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=10.0,
-                                  check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        if create:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(_SCHEMA)
             self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
                             (str(SCHEMA_VERSION),))
 

@@ -13,10 +13,10 @@ identified by ``(node, start)`` and ``stop`` is written once.
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ledger import open_ledger_db
 from .prices import Price, PriceTable
 
 NODE_LEDGER = Path("billing") / "nodes.db"
@@ -60,17 +60,7 @@ class NodeLedger:
 
     def __init__(self, path: str | Path, *, create: bool = True):
         self.path = Path(path)
-        if create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        elif not self.path.exists():
-            raise FileNotFoundError(f"no node ledger at {self.path}")
-        self.db = sqlite3.connect(str(self.path), isolation_level=None, timeout=10.0,
-                                  check_same_thread=False)
-        self.db.execute("PRAGMA busy_timeout = 10000")
-        if create:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self.db.executescript(_SCHEMA)
+        self.db = open_ledger_db(self.path, _SCHEMA, "node ledger", create=create)
 
     @classmethod
     def for_data_dir(cls, data_dir: str | Path, *, create: bool = True) -> "NodeLedger":
