@@ -46,6 +46,7 @@ class NodeAgent:
         self.proc: asyncio.subprocess.Process | None = None
         self.dir = node_dir(settings.data_dir, record.name)
         self.restarts = 0
+        self.starting = False       # between start()'s call and its return: not an exit
 
     @property
     def alive(self) -> bool:
@@ -93,10 +94,12 @@ class NodeAgent:
         self.dir.mkdir(parents=True, exist_ok=True)
         stop_stray(self.record)
         logf = open(self.dir / "agent.log", "ab")
+        self.starting = True
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=logf, stderr=logf)
         finally:
+            self.starting = False
             logf.close()
         self.record.pid = self.proc.pid
         log.info("node %s: agent started (pid %d)", self.record.name, self.proc.pid)
@@ -139,11 +142,14 @@ class InProcessAgent(NodeAgent):
             provider_config=self.provider_doc(), kubelet_port=0, kubelet_bind="127.0.0.1",
             data_dir=self.dir, cluster_data_dir=self.settings.data_dir, kind="pool",
             capacity=self.spec.size.capacity(), labels=self.labels()))
+        self.starting = True
         try:
             await node.start()
         except BaseException:
             await node.stop()
             raise
+        finally:
+            self.starting = False
         self.node = node
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:

@@ -187,7 +187,8 @@ class Autoscaler:
 
     async def _supervise(self) -> None:
         for name, agent in list(self.agents.items()):
-            if not agent.alive and name not in self.draining and name in self.state.nodes:
+            if not agent.alive and not agent.starting and name not in self.draining \
+                    and name in self.state.nodes:
                 agent.restarts += 1
                 log.warning("node %s: agent exited (%s); restarting", name, agent.exit_status)
                 await agent.start()
