@@ -43,6 +43,10 @@ DEPLOYMENTS = resource("apps/v1", "deployments")
 JOBS = resource("batch/v1", "jobs")
 
 Progress = Callable[[str], None]
+# Real seconds after the last pod change during which the cluster still counts as busy.
+# A loaded control plane stalls for a second or two between bursts of events (GC, a long
+# sync, a lagging watch); a shorter window would let each stall jump minutes ahead.
+BUSY_WINDOW = 3.0
 
 
 def _free_port() -> int:
@@ -155,7 +159,7 @@ class Replay:
         busy_speed so its real latency stays small in simulated seconds; otherwise at speed."""
         current = self.speed
         while True:
-            busy = time.monotonic() - self.last_activity < 0.5
+            busy = time.monotonic() - self.last_activity < BUSY_WINDOW
             want = self.busy_speed if busy else self.speed
             if want != current and self.now() >= 0:
                 self.clock.set_speed(want)
