@@ -7,8 +7,10 @@
   :meth:`WorkQueue.add_rate_limited` delays it by its rate limiter (per-key
   exponential back-off, 5 ms doubling to 1000 s, and an overall token bucket,
   like client-go's default controller rate limiter); :meth:`forget` resets it.
-* A key whose handler ran long (``busy`` passed to :meth:`WorkQueue.done`, at least
-  ``PACE_MIN`` seconds) is not handed out again for ``pace`` times that long (at most ``PACE_MAX``): events
+* With ``pace`` set (controllers use 2; off by default, e.g. for the virtual node's
+  per-pod syncs whose time is mostly the provider's), a key whose handler ran long
+  (``busy`` passed to :meth:`WorkQueue.done`, at least ``PACE_MIN`` seconds) is not
+  handed out again for ``pace`` times that long (at most ``PACE_MAX``): events
   arriving meanwhile coalesce into one later run. A controller whose sync walks many
   objects (a ReplicaSet of 20,000 pods) then takes a bounded share of a process it
   shares with the API server, scheduler and nodes, instead of re-running back to back
@@ -111,7 +113,7 @@ class WorkQueue:
     PACE_MIN = 0.02         # seconds of work before a key is paced
     PACE_MAX = 1.0          # the longest pause (a run that mostly awaited the network)
 
-    def __init__(self, rate_limiter=None, name: str = "", pace: float = 2.0):
+    def __init__(self, rate_limiter=None, name: str = "", pace: float = 0.0):
         self.name = name
         self.pace = pace
         self._not_before: dict[Hashable, float] = {}

@@ -385,7 +385,7 @@ class BaseController:
     def __init__(self, client: Client, *, workers: int = 4):
         self.client = client
         self.workers = workers
-        self.queue = WorkQueue(name=self.name)
+        self.queue = WorkQueue(name=self.name, pace=CONTROLLER_PACE)
         self.informers: list[Informer] = []
         self.recorder = EventRecorder(client, self.component_name())
         self.ready = asyncio.Event()
@@ -436,6 +436,11 @@ class BaseController:
 
     async def sync(self, key: str):  # pragma: no cover - abstract
         raise NotImplementedError
+
+
+# A controller's key that synced for d seconds waits 2·d (at most 1 s) before its next
+# sync: see skube.client.workqueue.
+CONTROLLER_PACE = 2.0
 
 
 def in_namespace(inf: Informer, ns: str) -> list[dict]:
