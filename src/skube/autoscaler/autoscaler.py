@@ -31,6 +31,7 @@ from ..scheduler.cache import SchedulerCache, is_terminal
 from . import decide
 from .agents import AgentSettings, NodeAgent, make_agent, node_dir
 from .pools import PoolSpec, parse_size
+from .slots import slot_count
 from .state import NodeRecord, PoolState
 
 log = logging.getLogger("skube.autoscaler")
@@ -54,6 +55,7 @@ class Autoscaler:
                  threshold: float = decide.UTILIZATION_THRESHOLD):
         self.pools = {p.name: p for p in pools}
         self.settings = settings
+        self.cidr_full_warned = False
         self.data_dir = Path(settings.data_dir)
         self.scan_interval = scan_interval
         self.threshold = threshold
@@ -191,7 +193,10 @@ class Autoscaler:
                     and name in self.state.nodes:
                 agent.restarts += 1
                 log.warning("node %s: agent exited (%s); restarting", name, agent.exit_status)
-                await agent.start()
+                try:
+                    await agent.start()
+                except Exception:  # noqa: BLE001 - one node must not stop the scan of the others
+                    log.exception("node %s: agent did not start", name)
                 self.state.save(self.data_dir)
 
     # ---- the scan -----------------------------------------------------------------------
@@ -238,8 +243,19 @@ class Autoscaler:
         self.expected = set(plan.expected.values())
         now = clock().time()
         added: dict[str, str] = {}
+        room = slot_count(self.settings.pod_cidr) - len(self.state.nodes)
         for pool, n in plan.new_nodes.items():
             spec, before = self.pools[pool], len(views[pool].nodes)
+            if n > room:                # every node needs its own slice of the pod CIDR
+                if not self.cidr_full_warned:
+                    log.warning("scale-up: node pool %s wants %d more nodes but the pod CIDR %s has room "
+                                "for %d node-pool nodes in all; set a larger network.cidr",
+                                pool, n, self.settings.pod_cidr, slot_count(self.settings.pod_cidr))
+                    self.cidr_full_warned = True
+                n = max(room, 0)
+                if n == 0:
+                    continue
+            room -= n
             for _ in range(n):
                 self._request(spec, now, spec.boot_delay)
             added[pool] = f"[{{{pool} {before}->{before + n} (max: {spec.max})}}]"

@@ -47,6 +47,7 @@ Progress = Callable[[str], None]
 # A loaded control plane stalls for a second or two between bursts of events (GC, a long
 # sync, a lagging watch); a shorter window would let each stall jump minutes ahead.
 BUSY_WINDOW = 3.0
+SIM_POD_CIDR = "10.64.0.0/14"
 
 
 def _free_port() -> int:
@@ -107,8 +108,12 @@ class Replay:
     # ---- the cluster -----------------------------------------------------------------------
 
     def _up_command(self, port: int) -> list[str]:
+        # a pod CIDR with room for 512 node-pool nodes (the default /16 has 128 slices)
+        provider = self.data_dir / "provider.yaml"
+        provider.write_text(yaml.safe_dump({"network": {"cidr": SIM_POD_CIDR}}))
         cmd = [sys.executable, "-m", "skube", "up", "--provider", "mock", "--data-dir", str(self.data_dir),
-               "--port", str(port), "--kubelet-port", "0", "--policy", self.strategy.policy]
+               "--port", str(port), "--kubelet-port", "0", "--policy", self.strategy.policy,
+               "--provider-config", str(provider)]
         return cmd
 
     def _start_cluster(self, warmup: float) -> subprocess.Popen:
