@@ -19,7 +19,7 @@ def cost() -> None:
 @cost.command("simulate")
 @click.option("--trace", "trace_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Workload trace (YAML), e.g. examples/traces/evening-classes.yaml.")
-@click.option("--strategy", type=click.Choice(["nodes", "serverless", "mixed", "all"]), default="all",
+@click.option("--strategy", default="all", metavar="nodes|serverless|mixed|all[,...]",
               show_default=True, help="Which way(s) to run the trace.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("sim-out"),
               show_default=True, help="Writes summary.csv and cost.png here (and each run's cluster data).")
@@ -51,7 +51,12 @@ def simulate(trace_path: Path, strategy: str, out_dir: Path, speed: float, busy_
         table = PriceTable.load(prices)
     except (ValueError, OSError) as e:
         raise click.BadParameter(str(e), param_hint="--prices") from None
-    names = strategies.NAMES if strategy == "all" else (strategy,)
+    asked = [n.strip() for n in strategy.split(",") if n.strip()]
+    unknown = [n for n in asked if n not in (*strategies.NAMES, "all")]
+    if unknown or not asked:
+        raise click.BadParameter(f"{', '.join(unknown) or strategy!r}: choose from "
+                                 f"{', '.join(strategies.NAMES)} or all (comma-separated)", param_hint="--strategy")
+    names = strategies.NAMES if "all" in asked else tuple(n for n in strategies.NAMES if n in asked)
     out_dir.mkdir(parents=True, exist_ok=True)
     progress = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     progress(f"trace {trace.name}: {len(trace.workloads)} workloads over {trace.duration / 3600:.1f} h, "

@@ -191,6 +191,7 @@ class Replay:
         self.pods[uid] = (spec.get("nodeName") or "", phase, cpu)
 
     def _on_pod_delete(self, pod: dict) -> None:
+        self.last_activity = time.monotonic()          # a scale-down is work in progress too
         self.pods.pop(pod["metadata"]["uid"], None)
 
     def _on_node(self, node: dict) -> None:
