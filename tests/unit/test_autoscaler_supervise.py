@@ -1,0 +1,70 @@
+"""The autoscaler's own bookkeeping: an agent still starting is not restarted, and
+scale-up never asks for more nodes than the pod CIDR has slices for."""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from skube.autoscaler import autoscaler as autoscaler_mod
+from skube.autoscaler.agents import AgentSettings
+from skube.autoscaler.autoscaler import Autoscaler
+from skube.autoscaler.decide import ScaleUpPlan
+from skube.autoscaler.pools import PoolSpec, parse_size
+from skube.autoscaler.slots import slot_count
+from skube.autoscaler.state import NodeRecord
+
+
+def scaler(tmp_path, pod_cidr: str = "10.42.0.0/16") -> Autoscaler:
+    pool = PoolSpec("general", parse_size("2c4g"), 0, 0, 100, boot_delay=3600)
+    return Autoscaler([pool], AgentSettings(data_dir=tmp_path, kubeconfig=tmp_path / "kubeconfig",
+                                            provider="mock", pod_cidr=pod_cidr, in_process=True))
+
+
+class SlowAgent:
+    def __init__(self):
+        self.starts, self.alive, self.starting, self.restarts = 0, False, False, 0
+        self.exit_status = None
+
+    async def start(self):
+        self.starts += 1
+        self.starting = True
+        await asyncio.sleep(0.2)
+        self.starting, self.alive = False, True
+
+
+def test_an_agent_still_starting_is_not_started_again(tmp_path):
+    async def main():
+        a = scaler(tmp_path)
+        a.state.nodes["general-1"] = NodeRecord("general-1", "general", 1, 0.0, "2c4g", "mock")
+        agent = a.agents["general-1"] = SlowAgent()
+        boot = asyncio.create_task(agent.start())
+        await asyncio.sleep(0.05)
+        await a._supervise()                   # mid-start: neither alive nor exited
+        await boot
+        assert agent.starts == 1 and agent.restarts == 0
+        agent.alive = False                    # now it really exited
+        await a._supervise()
+        assert agent.starts == 2 and agent.restarts == 1
+    asyncio.run(main())
+
+
+def test_scale_up_stops_at_the_pod_cidrs_node_slices(tmp_path, monkeypatch):
+    async def main():
+        a = scaler(tmp_path, "10.42.0.0/24")          # 8 node-pool slices
+        assert slot_count("10.42.0.0/24") == 8
+        for i in range(1, 7):
+            a.state.nodes[f"general-{i}"] = NodeRecord(f"general-{i}", "general", i, 0.0, "2c4g", "mock")
+        a.state.counters["general"] = 6
+        monkeypatch.setattr(autoscaler_mod.decide, "plan_scale_up",
+                            lambda *args, **kw: ScaleUpPlan(new_nodes={"general": 5}))
+        a._views = lambda registered: {"general": SimpleNamespace(nodes=[])}
+        a._snapshot = lambda: None
+        a._scale_up([], set())
+        assert len(a.state.nodes) == 8 and a.cidr_full_warned
+        assert sorted(r.slot for r in a.state.nodes.values()) == list(range(1, 9))
+        a._scale_up([], set())                         # full: nothing more, no error
+        assert len(a.state.nodes) == 8
+        for t in a.booting.values():
+            t.cancel()
+        await asyncio.gather(*a.booting.values(), return_exceptions=True)
+    asyncio.run(main())
