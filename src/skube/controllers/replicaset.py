@@ -16,10 +16,11 @@ import logging
 import time
 
 from ..client import ApiError, Client, object_key
-from .controllerutils import (PODS, REPLICASETS, BaseController, Expectations, available_in, claim_candidates,
-                              claim_pods, controlled_by, controller_ref, deletion_order, in_namespace, index_owners,
-                              is_active, is_available, is_ready, owner_ref, pod_from_template,
-                              remove_condition, selector_of, set_condition, update_status)
+from .controllerutils import (PODS, REPLICASETS, BaseController, Expectations, available_in,
+                              claim_candidates, claim_pods, controlled_by, controller_ref, deletion_order,
+                              in_namespace, index_owners, is_active, is_available, is_ready, owner_ref,
+                              pod_from_template, remove_condition, selector_of, set_condition,
+                              update_status)
 
 log = logging.getLogger("skube.controllers.replicaset")
 
