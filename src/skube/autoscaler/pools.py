@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from ..billing.specs import CpuMemory
+
 POOL_LABEL = "skube.io/node-pool"
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 DEFAULT_BOOT_DELAY = 60.0
@@ -29,18 +31,10 @@ class PoolError(ValueError):
 
 
 @dataclass(frozen=True)
-class Size:
+class Size(CpuMemory):
     """A node size: milli-vCPU and MiB."""
     cpu_m: int
     memory_mib: int
-
-    @property
-    def vcpu(self) -> float:
-        return self.cpu_m / 1000
-
-    @property
-    def memory_gib(self) -> float:
-        return self.memory_mib / 1024
 
     def __str__(self) -> str:
         return f"{_num(self.vcpu)}c{_num(self.memory_gib)}g"

@@ -17,6 +17,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from .specs import CpuMemory
+
 LEDGER_FILE = "ledger.db"
 SCHEMA_VERSION = 1
 
@@ -50,7 +52,7 @@ _COLUMNS = ("id", "pod_uid", "namespace", "name", "node", "spec_table", "cpu_m",
 
 
 @dataclass
-class Run:
+class Run(CpuMemory):
     id: int
     pod_uid: str
     namespace: str
@@ -67,14 +69,6 @@ class Run:
     owner_kind: str | None
     owner_name: str | None
     spot: int
-
-    @property
-    def vcpu(self) -> float:
-        return self.cpu_m / 1000
-
-    @property
-    def memory_gib(self) -> float:
-        return self.memory_mib / 1024
 
 
 def open_ledger_db(path: Path, schema: str, what: str, *, create: bool) -> sqlite3.Connection:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .ledger import open_ledger_db
 from .prices import Price, PriceTable
+from .specs import CpuMemory
 
 NODE_LEDGER = Path("billing") / "nodes.db"
 # Google Compute Engine N2 (general purpose) predefined on-demand, us-central1:
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS node_runs (
 
 
 @dataclass
-class NodeRun:
+class NodeRun(CpuMemory):
     id: int
     node: str
     pool: str
@@ -145,7 +146,7 @@ def node_costs(runs: list[NodeRun], prices: PriceTable, *, since: float | None,
         begin = r.start if since is None else max(r.start, since)
         seconds = max(end - begin, 0.0)
         whole = (since is None or r.start >= since) and r.stop is not None and r.stop <= now
-        vcpu, mem = r.cpu_m / 1000, r.memory_mib / 1024
+        vcpu, mem = r.vcpu, r.memory_gib
         out.append(NodeCost(r.node, r.pool, r.instance_type, vcpu, mem, rfc3339(r.start),
                             rfc3339(r.stop), r.stop is None, seconds,
                             price.cost(vcpu, mem, seconds, whole_run=whole)))

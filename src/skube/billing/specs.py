@@ -48,12 +48,9 @@ from ..api.quantity import parse_quantity
 MIB = 1024 * 1024
 
 
-@dataclass(frozen=True, order=True)
-class Spec:
-    """One instance size: ``cpu_m`` milli-vCPU, ``memory_mib`` MiB."""
-    cpu_m: int
-    memory_mib: int
-    rounded: bool = field(default=True, compare=False)
+class CpuMemory:
+    """``vcpu`` and ``memory_gib`` of anything sized by ``cpu_m`` (milli-vCPU) and
+    ``memory_mib``: instance specs, ledger runs, node sizes."""
 
     @property
     def vcpu(self) -> float:
@@ -62,6 +59,14 @@ class Spec:
     @property
     def memory_gib(self) -> float:
         return self.memory_mib / 1024
+
+
+@dataclass(frozen=True, order=True)
+class Spec(CpuMemory):
+    """One instance size: ``cpu_m`` milli-vCPU, ``memory_mib`` MiB."""
+    cpu_m: int
+    memory_mib: int
+    rounded: bool = field(default=True, compare=False)
 
     def __str__(self) -> str:
         return f"{_num(self.vcpu)} vCPU / {_num(self.memory_gib)} GiB"

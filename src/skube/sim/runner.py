@@ -329,6 +329,6 @@ def node_intervals(data_dir: Path, end: float, prices: PriceTable) -> list[Inter
         start, stop = r.start - DAY0, (r.stop if r.stop is not None else DAY0 + end) - DAY0
         start, stop = max(start, 0.0), min(stop, end)
         if stop > start:
-            out.append(Interval(start, stop, price.per_second(r.cpu_m / 1000, r.memory_mib / 1024),
+            out.append(Interval(start, stop, price.per_second(r.vcpu, r.memory_gib),
                                 price.minimum_seconds, "node"))
     return out
