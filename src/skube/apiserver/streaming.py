@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, quote, urlencode
 import aiohttp
 import orjson
 
+from ..aio import race
 from ..api import errors
 from . import proxy
 from .authz import Attributes
@@ -131,13 +132,9 @@ async def handle(server, scope, receive, send) -> None:
             elif m.type == aiohttp.WSMsgType.TEXT:
                 await send({"type": "websocket.send", "text": m.data})
 
-    tasks = [asyncio.ensure_future(client_to_kubelet()), asyncio.ensure_future(kubelet_to_client())]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await race(client_to_kubelet(), kubelet_to_client())
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await upstream.close()
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": 1000})

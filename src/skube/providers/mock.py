@@ -39,6 +39,7 @@ from typing import AsyncIterator
 
 import orjson
 
+from ..aio import race
 from ..clock import REAL, clock
 from ..api.quantity import cpu_millis, memory_bytes
 from .base import BadRequest, LogOptions, PodNotFound, Provider, ProviderContext
@@ -672,15 +673,9 @@ class MockProvider(Provider):
             async for line in lines:
                 await streams.write_stdout(line)
 
-        tasks = [asyncio.ensure_future(follow()), asyncio.ensure_future(streams.disconnected.wait())]
-        if stdin:
-            tasks.append(asyncio.ensure_future(echo()))
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await race(follow(), streams.disconnected.wait(), *((echo(),) if stdin else ()))
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await lines.aclose()
 
     async def stats(self) -> dict:
