@@ -570,6 +570,7 @@ class Instance:
             self._changed()
             return False
         rec.state, rec.reason, rec.started_at = "running", "", time.time()
+        self._update_phase()    # the same status that shows it running says Running (as the kubelet)
         self._changed()
         self.event("Normal", "Started", f"Started container {rec.name}")
         return True
