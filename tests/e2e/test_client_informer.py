@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from skube.client import ApiError, Client, Informer, index_by_owner_uid, resource
+from skube.client import ApiError, Client, Informer, index_by_owner_uid, resource, shared_informer
 from skube.client import informer as informer_mod
 from tests.conftest import start_apiserver
 
@@ -227,6 +227,71 @@ def test_informer_handlers_store_and_indexes(cluster):
             assert inf.get("inf/post")["data"] == {"v": "2"} and inf.get("inf/pre") is None
             assert [o["metadata"]["name"] for o in inf.by_index("owner", ref["uid"])] == ["post"]
             inf.stop()
+    run(main())
+
+
+def by_team(obj: dict) -> list[str]:
+    team = ((obj.get("metadata") or {}).get("labels") or {}).get("team")
+    return [team] if team else []
+
+
+def test_shared_informer_views_share_one_watch(cluster):
+    """Views of one shared informer: each gets the events of its part (all objects, or one
+    index value), a late view catches up with adds, an object whose index value changes
+    leaves one view (delete) and joins another (add); the watch stops with the last view."""
+    async def main():
+        async with client_for(cluster) as c:
+            await ensure_ns(c, "shared")
+            a1 = cm("a1")
+            a1["metadata"]["labels"] = {"team": "a"}
+            await c.create(CM, a1, "shared")
+            shared = shared_informer(c, CM, "shared")
+            assert shared_informer(c, CM, "shared") is shared          # one per query and client
+            assert shared_informer(c, CM, "other") is not shared
+            events: dict[str, list] = {"all": [], "a": [], "b": []}
+
+            def record(name, view):
+                view.add_handlers(lambda o: events[name].append(("add", o["metadata"]["name"])),
+                                  lambda old, new: events[name].append(("update", new["metadata"]["name"])),
+                                  lambda o: events[name].append(("delete", o["metadata"]["name"])))
+                return view
+            every = record("all", shared.view())
+            team_a = record("a", shared.view(("team", by_team), "a"))
+            every.start()
+            team_a.start()
+            assert await every.wait_synced(10) and await team_a.wait_synced(10)
+            assert events["all"] == [("add", "a1")] and events["a"] == [("add", "a1")]
+
+            b1 = cm("b1")
+            b1["metadata"]["labels"] = {"team": "b"}
+            await c.create(CM, b1, "shared")
+            await until(lambda: ("add", "b1") in events["all"], message="b1 in the full view")
+            assert events["a"] == [("add", "a1")]                # not team a's
+            assert team_a.get("shared/b1") is None and every.get("shared/b1") is not None
+            assert [o["metadata"]["name"] for o in team_a.list()] == ["a1"]
+
+            team_b = record("b", shared.view(("team", by_team), "b"))   # late: catches up
+            team_b.start()
+            assert await team_b.wait_synced(10)
+            assert events["b"] == [("add", "b1")]
+
+            await c.patch(CM, "a1", {"metadata": {"labels": {"team": "b"}}}, "shared")   # a → b
+            await until(lambda: ("add", "a1") in events["b"], message="a1 joining team b")
+            assert events["a"] == [("add", "a1"), ("delete", "a1")]
+            assert events["all"][-1] == ("update", "a1")
+            assert sorted(o["metadata"]["name"] for o in team_b.list()) == ["a1", "b1"]
+            assert team_a.list() == [] and len(team_a) == 0
+
+            await c.delete(CM, "b1", "shared")
+            await until(lambda: ("delete", "b1") in events["b"], message="b1's delete")
+            assert ("delete", "b1") in events["all"] and ("delete", "b1") not in events["a"]
+            assert shared.informer.watches == 1 and shared.informer.relists == 1
+
+            team_b.stop()
+            every.stop()
+            assert shared.informer._task is not None and not shared.informer._stopped
+            team_a.stop()                                        # the last view
+            assert shared.informer._stopped
     run(main())
 
 

@@ -71,13 +71,19 @@ def test_lease_renewed(cluster, node):
              != first["spec"]["renewTime"], timeout=10, interval=0.2, message="lease renewal")
 
 
-def test_pod_reaches_running_with_full_status(cluster, node):
+@pytest.fixture(scope="module")
+def web(cluster, node):
+    """Pod web on the node, Running (the tests below read it)."""
     cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_body(
         "web", NODE, image="nginx:1.27",
         containers=[{"name": "c", "image": "nginx:1.27",
                      "resources": {"requests": {"cpu": "100m", "memory": "64Mi"},
                                    "limits": {"cpu": "100m", "memory": "64Mi"}}}])))
-    pod = wait_for(lambda: running(cluster, "web"), message="web Running")
+    return wait_for(lambda: running(cluster, "web"), message="web Running")
+
+
+def test_pod_reaches_running_with_full_status(cluster, node, web):
+    pod = web
     st = pod["status"]
     conds = {c["type"]: c for c in st["conditions"]}
     for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready"):
@@ -102,8 +108,7 @@ def test_pod_reaches_running_with_full_status(cluster, node):
         assert web["cpu"]["usageNanoCores"] > 0
 
 
-def test_logs_through_kubelet_and_kubectl(cluster, node):
-    wait_for(lambda: running(cluster, "web"), message="web Running")
+def test_logs_through_kubelet_and_kubectl(cluster, node, web):
     base = f"https://127.0.0.1:{node.kubelet_port}"
     with kubelet_client(cluster) as c:
         r = c.get(f"{base}/containerLogs/default/web/c")

@@ -161,6 +161,42 @@ def test_scale_up_respects_selectors_taints_and_booting_nodes():
     assert plan.expected == {"default/e": "vk"}
 
 
+def test_equivalence_groups_plan_as_pod_by_pod_packing(monkeypatch):
+    """Members of one controller with one spec skip the nodes an earlier member did not fit
+    (cluster-autoscaler's equivalence groups): the plan is the one pod-by-pod first-fit gives."""
+    small = parse_flag("small=3x2c4g:0-20")
+    nodes = [pool_node(small, f"small-{i}") for i in (1, 2, 3)]
+    running = [pod("r1", "1500m", node="small-1"), pod("r2", "1", node="small-2")]
+
+    def pending():
+        out = [pod(f"a{i}", "1") for i in range(9)]                  # one group (owner rs-uid)
+        for i in range(3):                                           # another: 500m, other owner
+            p = pod(f"b{i}", "500m")
+            p["metadata"]["ownerReferences"][0]["uid"] = "rs2-uid"
+            out.append(p)
+        spread = pod("s0", "1", labels={"app": "s"})
+        spread["spec"]["topologySpreadConstraints"] = [{
+            "maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+            "labelSelector": {"matchLabels": {"app": "s"}}}]
+        return out + [spread]
+
+    def plan():
+        p = decide.plan_scale_up(cluster(nodes, running), pending(),
+                                 [decide.PoolView(small, [n["metadata"]["name"] for n in nodes])])
+        return p.new_nodes, p.triggered, p.expected, p.waiting
+
+    grouped = plan()
+    monkeypatch.setattr(decide, "_equivalence", lambda pod: None)
+    assert grouped == plan()
+    new_nodes, triggered, expected, _ = grouped
+    # largest first: a0 → small-2 (1 free), a1, a2 → small-3, a3..a8 → 3 new nodes, s0 → a
+    # 4th; then b0 → small-1's 0.5 free and b1, b2 beside s0
+    assert expected["default/a0"] == "small-2" and expected["default/b0"] == "small-1"
+    assert {expected["default/a1"], expected["default/a2"]} == {"small-3"}
+    assert new_nodes == {"small": 4} and len(triggered) == 9
+    assert decide._equivalence(decide.PodInfo(pending()[-1])) is None      # spread: placed alone
+
+
 def test_only_pods_marked_unschedulable_count():
     assert decide.is_unschedulable(pod("x"))
     assert not decide.is_unschedulable(pod("x", unschedulable=False))

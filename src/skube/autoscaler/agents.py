@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ..client import SharedInformer
 from .pools import INSTANCE_TYPE_LABEL, POOL_LABEL, PoolSpec
 from .slots import pool_range
 from .state import NodeRecord
@@ -32,6 +33,7 @@ class AgentSettings:
     pod_cidr: str = "10.42.0.0/16"
     verbose: int = 0
     in_process: bool = False              # run agents inside this process (mock-scale runs)
+    shared_pods: SharedInformer | None = None   # in-process agents watch pods through this one
 
 
 def node_dir(data_dir: Path, name: str) -> Path:
@@ -141,7 +143,8 @@ class InProcessAgent(NodeAgent):
             name=self.record.name, kubeconfig=str(self.settings.kubeconfig), provider=self.record.provider,
             provider_config=self.provider_doc(), kubelet_port=0, kubelet_bind="127.0.0.1",
             data_dir=self.dir, cluster_data_dir=self.settings.data_dir, kind="pool",
-            capacity=self.spec.size.capacity(), labels=self.labels()))
+            capacity=self.spec.size.capacity(), labels=self.labels(),
+            shared_pods=self.settings.shared_pods))
         self.starting = True
         try:
             await node.start()

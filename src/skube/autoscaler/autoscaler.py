@@ -20,14 +20,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from ..billing.nodes import NodeLedger
-from ..client import ApiError, Client, Informer, load_kubeconfig, resource
+from ..client import (ApiError, Client, Informer, index_by_node_name, load_kubeconfig, object_key, resource,
+                      shared_informer)
 from ..client.events import EventRecorder
 from ..clock import clock
 from ..node.node import go_arch
-from ..scheduler.cache import SchedulerCache, is_terminal
+from ..scheduler.cache import PodInfo, SchedulerCache, is_terminal
 from . import decide
 from .agents import AgentSettings, NodeAgent, make_agent, node_dir
 from .pools import PoolSpec, parse_size
@@ -42,6 +44,7 @@ NAMESPACES = resource("v1", "namespaces", namespaced=False, kind="Namespace")
 LEASES = resource("coordination.k8s.io/v1", "leases", kind="Lease")
 COMPONENT = "cluster-autoscaler"
 SCAN_INTERVAL = 2.0
+SCAN_PACE = 5.0          # the wait after a scan, in multiples of its run time (≥ SCAN_INTERVAL)
 RETRY_INTERVAL = 2.0
 POD_GONE_TIMEOUT = 60.0
 
@@ -70,6 +73,7 @@ class Autoscaler:
         self.client: Client | None = None
         self.events: EventRecorder | None = None
         self.arch = go_arch()
+        self._infos: dict[str, PodInfo] = {}     # the last snapshot's parsed pods, by key
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -78,7 +82,11 @@ class Autoscaler:
         self.client = Client(load_kubeconfig(str(self.settings.kubeconfig)), component=COMPONENT)
         self.events = EventRecorder(self.client, COMPONENT)
         self.events.start()
-        self.pod_informer = Informer(self.client, PODS)
+        pods = shared_informer(self.client, PODS)
+        self.pod_informer = pods.view(name="autoscaler pods")
+        self.pod_informer.add_indexer("node", index_by_node_name)
+        if self.settings.in_process:    # in-process nodes: views of this one pod watch
+            self.settings.shared_pods = pods
         self.node_informer = Informer(self.client, NODES)
         self.ns_informer = Informer(self.client, NAMESPACES)
         for inf in (self.pod_informer, self.node_informer, self.ns_informer):
@@ -122,14 +130,18 @@ class Autoscaler:
         await self.start()
         try:
             while not stop.is_set():
+                began = time.monotonic()
                 try:
                     await self.scan()
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # noqa: BLE001 - one bad scan must not end autoscaling
                     log.exception("autoscaler scan failed")
+                # a scan over many pods takes time the API server and nodes need too: wait
+                # SCAN_PACE times as long as it took (at least the scan interval)
+                took = time.monotonic() - began
                 try:
-                    await asyncio.wait_for(stop.wait(), self.scan_interval)
+                    await asyncio.wait_for(stop.wait(), max(self.scan_interval, SCAN_PACE * took))
                 except asyncio.TimeoutError:
                     pass
         finally:
@@ -208,10 +220,17 @@ class Autoscaler:
         for node in self.node_informer.list():
             if _ready(node):
                 cache.add_node(node)
-        for pod in self.pod_informer.list():
-            if (pod.get("spec") or {}).get("nodeName") and not is_terminal(pod):
-                if pod["spec"]["nodeName"] in cache.nodes:
-                    cache.add_pod(pod)
+        infos, self._infos = self._infos, {}
+        for name in list(cache.nodes):
+            for pod in self.pod_informer.by_index("node", name):
+                if is_terminal(pod):
+                    continue
+                key, rv = object_key(pod), pod["metadata"].get("resourceVersion")
+                info = infos.get(key)
+                if info is None or info.resource_version != rv or info.pod is not pod:
+                    info = PodInfo(pod)        # parsed once per version, not once per scan
+                self._infos[key] = info
+                cache.add_pod(info)
         return cache
 
     def _views(self, registered: set[str]) -> dict[str, decide.PoolView]:
@@ -349,8 +368,7 @@ class Autoscaler:
                     raise
 
     def _pods_on(self, name: str) -> list[dict]:
-        return [p for p in self.pod_informer.list()
-                if (p.get("spec") or {}).get("nodeName") == name and not is_terminal(p)]
+        return [p for p in self.pod_informer.by_index("node", name) if not is_terminal(p)]
 
     async def _drain(self, name: str, timeout: float) -> str | None:
         """Evict the node's pods (DaemonSet and mirror pods stay); None when they are

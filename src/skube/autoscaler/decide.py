@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import orjson
+
 from ..scheduler.cache import CPU, MEMORY, NodeInfo, PodInfo, SchedulerCache
 from ..scheduler.plugins import Plugin, default_plugins
 from .pools import INSTANCE_TYPE_LABEL, POOL_LABEL, PoolSpec
@@ -101,9 +103,17 @@ def plan_scale_up(cache: SchedulerCache, pending: list[dict], pools: list[PoolVi
     booting = {name for v in pools for name in v.booting} - real
     infos = sorted((PodInfo(p) for p in pending),
                    key=lambda p: (-p.priority, -p.requests.get(CPU, 0), -p.requests.get(MEMORY, 0), p.key))
+    first_fit: dict[tuple, int] = {}    # equivalence group → first node a next member may fit
     for pod in infos:
         state, filters = _filters(pod, cache, plugins)
-        placed = next((n for n in cache.node_list if fits(pod, n, state, filters)), None)
+        group = _equivalence(pod)
+        nodes = cache.node_list
+        i = first_fit.get(group, 0) if group is not None else 0
+        while i < len(nodes) and not fits(pod, nodes[i], state, filters):
+            i += 1
+        placed = nodes[i] if i < len(nodes) else None
+        if group is not None:
+            first_fit[group] = i
         if placed is not None:
             _assume(cache, pod, placed.name)
             if placed.name in booting or placed.name.startswith("template-"):
@@ -135,6 +145,19 @@ def plan_scale_up(cache: SchedulerCache, pending: list[dict], pools: list[PoolVi
                 f"pod didn't trigger scale-up: it wouldn't fit if a new node is added "
                 f"({len(pools)} node pool(s) checked)")
     return plan
+
+
+def _equivalence(pod: PodInfo) -> tuple | None:
+    """Pods of one controller with the same spec fit the same nodes (cluster-autoscaler's
+    equivalence groups): nodes a member did not fit on stay closed to the next one, as the
+    plan only fills nodes up. None when where others went matters (spread, pod affinity)."""
+    if pod.spread or pod.affinity or pod.anti_affinity:
+        return None
+    meta = pod.pod.get("metadata") or {}
+    owner = next((r.get("uid") for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    if owner is None:
+        return None
+    return owner, orjson.dumps(pod.pod.get("spec") or {}, option=orjson.OPT_SORT_KEYS)
 
 
 # ---- scale down -----------------------------------------------------------------------

@@ -12,8 +12,8 @@ kubeconfig loading, an async REST/watch client, informers and work queues.
 from .api import PATCH_TYPES, ApiError, Client, Resource, WatchStream, resource
 from .config import (ClientConfig, ConfigError, ExecCredential, ExecProvider, load_incluster_config,
                      load_kubeconfig)
-from .informer import (Informer, index_by_namespace, index_by_node_name, index_by_owner_uid,
-                       object_key, split_key)
+from .informer import (Informer, InformerView, SharedInformer, index_by_namespace, index_by_node_name,
+                       index_by_owner_uid, object_key, shared_informer, split_key)
 from .workqueue import (BucketRateLimiter, ExponentialFailureRateLimiter, MaxOfRateLimiter, WorkQueue,
                         default_controller_rate_limiter, run_workers)
 
@@ -21,7 +21,7 @@ __all__ = [
     "ApiError", "Client", "Resource", "WatchStream", "resource", "PATCH_TYPES",
     "ClientConfig", "ConfigError", "ExecCredential", "ExecProvider", "load_kubeconfig",
     "load_incluster_config",
-    "Informer", "object_key", "split_key", "index_by_namespace", "index_by_node_name",
+    "Informer", "InformerView", "SharedInformer", "shared_informer", "object_key", "split_key", "index_by_namespace", "index_by_node_name",
     "index_by_owner_uid",
     "WorkQueue", "run_workers", "ExponentialFailureRateLimiter", "BucketRateLimiter",
     "MaxOfRateLimiter", "default_controller_rate_limiter",

@@ -230,6 +230,7 @@ class Client:
         self._discovery_all: list[Resource] | None = None
         self._discovery_at = 0.0
         self._discovery_lock: asyncio.Lock | None = None
+        self.shared_informers: dict = {}    # one list+watch per query (informer.shared_informer)
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,

@@ -1,5 +1,11 @@
 """Informers: a local, always-current copy of one resource's objects.
 
+Consumers in one process share one list+watch per query through
+:func:`shared_informer` (client-go's shared informer factory): each gets an
+:class:`InformerView` with the Informer's read and handler interface, of every
+object or of the objects with one value of an index (e.g. the pods bound to one
+node), so twelve controllers and a hundred in-process nodes cost one watch.
+
 An :class:`Informer` lists (page by page), then watches from the list's
 resourceVersion with bookmarks. A watch that ends (server timeout) resumes from
 the last resourceVersion seen; a 410 Expired relists and turns the difference
@@ -141,6 +147,11 @@ class Informer:
             self.on_delete(on_delete)
 
     def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        have = self._indexers.get(name)
+        if have is fn:
+            return
+        if have is not None:
+            raise ValueError(f"{self.name}: index {name!r} already has another function")
         self._indexers[name] = fn
         index: dict[str, set[str]] = {}
         for key, obj in self._items.items():
@@ -327,5 +338,207 @@ class Informer:
             self._watch = None
 
 
-__all__ = ["Informer", "object_key", "split_key", "index_by_namespace", "index_by_owner_uid",
+class SharedInformer:
+    """One :class:`Informer` fanned out to views (see :func:`shared_informer`). The
+    informer runs while any view is started."""
+
+    def __init__(self, informer: Informer):
+        self.informer = informer
+        self._groups: dict[str | None, dict[str | None, set[InformerView]]] = {}
+        self._started = 0
+        informer.add_handlers(self._add, self._update, self._delete)
+
+    def view(self, index: tuple[str, IndexFunc] | None = None, value: str | None = None,
+             name: str | None = None) -> InformerView:
+        """All objects, or (``index=(name, fn)``) those whose index values include ``value``."""
+        if index is not None:
+            self.informer.add_indexer(*index)
+        return InformerView(self, index[0] if index else None, value,
+                            name or self.informer.name + (f" ({value})" if index else ""))
+
+    def _attach(self, view: InformerView) -> None:
+        self._groups.setdefault(view.index, {}).setdefault(view.value, set()).add(view)
+        self._started += 1
+        self.informer.start()
+
+    def _detach(self, view: InformerView) -> None:
+        views = self._groups.get(view.index, {}).get(view.value)
+        if views is None or view not in views:
+            return
+        views.discard(view)
+        self._started -= 1
+        if not self._started:
+            self.informer.stop()
+
+    def _values(self, index: str | None, obj: dict) -> Iterable:
+        return self.informer._indexers[index](obj) or () if index is not None else (None,)
+
+    async def _add(self, obj: dict) -> None:
+        for index, by_value in list(self._groups.items()):
+            for value in self._values(index, obj):
+                for view in list(by_value.get(value) or ()):
+                    await view._add(obj)
+
+    async def _update(self, old: dict, new: dict) -> None:
+        for index, by_value in list(self._groups.items()):
+            new_values = set(self._values(index, new))
+            for value in set(self._values(index, old)) - new_values:   # it left these views
+                for view in list(by_value.get(value) or ()):
+                    await view._delete(new)
+            for value in new_values:
+                for view in list(by_value.get(value) or ()):
+                    await view._update(old, new)
+
+    async def _delete(self, obj: dict) -> None:
+        for index, by_value in list(self._groups.items()):
+            for value in self._values(index, obj):
+                for view in list(by_value.get(value) or ()):
+                    await view._delete(obj)
+
+
+class InformerView:
+    """A consumer's part of a :class:`SharedInformer`: the Informer's interface
+    (handlers, reads, ``start``/``stop``/``wait_synced``). A view started after the
+    informer has synced gets an add for each object already there, as a new
+    informer's list would; ``stop`` detaches it (the informer stops with its last view)."""
+
+    def __init__(self, shared: SharedInformer, index: str | None, value: str | None, name: str):
+        self.shared, self.index, self.value, self.name = shared, index, value, name
+        self.informer = shared.informer
+        self.resource = self.informer.resource
+        self._on_add: list[Callable] = []
+        self._on_update: list[Callable] = []
+        self._on_delete: list[Callable] = []
+        self._known: set[str] = set()        # keys this view's handlers have been told of
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._attached = False
+
+    on_add = Informer.on_add
+    on_update = Informer.on_update
+    on_delete = Informer.on_delete
+    add_handlers = Informer.add_handlers
+
+    def add_indexer(self, name: str, fn: IndexFunc) -> None:
+        self.informer.add_indexer(name, fn)       # indexes are the shared informer's
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def _mine(self, obj: dict | None) -> dict | None:
+        if obj is None or self.index is None:
+            return obj
+        return obj if self.value in (self.informer._indexers[self.index](obj) or ()) else None
+
+    def get(self, key: str) -> dict | None:
+        return self._mine(self.informer.get(key))
+
+    def get_by_name(self, name: str, namespace: str | None = None) -> dict | None:
+        return self._mine(self.informer.get_by_name(name, namespace))
+
+    def keys(self) -> list[str]:
+        if self.index is None:
+            return self.informer.keys()
+        return self.informer.index_keys(self.index, self.value)
+
+    def list(self) -> list[dict]:
+        if self.index is None:
+            return self.informer.list()
+        return self.informer.by_index(self.index, self.value)
+
+    def __len__(self) -> int:
+        return len(self.informer) if self.index is None else len(self.keys())
+
+    def by_index(self, name: str, value: str) -> list[dict]:
+        return [o for o in self.informer.by_index(name, value) if self._mine(o) is not None]
+
+    def index_keys(self, name: str, value: str) -> list[str]:
+        if self.index is None:
+            return self.informer.index_keys(name, value)
+        return [k for k in self.informer.index_keys(name, value) if self.get(k) is not None]
+
+    @property
+    def resource_version(self) -> str | None:
+        return self.informer.resource_version
+
+    # ---- events from the shared informer --------------------------------------------------
+
+    async def _add(self, obj: dict) -> None:
+        self._known.add(object_key(obj))
+        for fn in self._on_add:
+            await _call(fn, obj)
+
+    async def _update(self, old: dict, new: dict) -> None:
+        key = object_key(new)
+        if key not in self._known:
+            await self._add(new)
+            return
+        for fn in self._on_update:
+            await _call(fn, old, new)
+
+    async def _delete(self, obj: dict) -> None:
+        key = object_key(obj)
+        if key not in self._known:
+            return
+        self._known.discard(key)
+        for fn in self._on_delete:
+            await _call(fn, obj)
+
+    # ---- running -------------------------------------------------------------------------
+
+    @property
+    def has_synced(self) -> bool:
+        return self._synced.is_set()
+
+    async def wait_synced(self, timeout: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(self._synced.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    def start(self) -> asyncio.Task:
+        if not self._attached:
+            self._attached = True
+            self.shared._attach(self)
+            self._task = asyncio.get_running_loop().create_task(self._catch_up(),
+                                                                name=f"informer view {self.name}")
+        return self._task
+
+    async def _catch_up(self) -> None:
+        """Tell the handlers of what the informer held before this view was attached."""
+        await self.informer.wait_synced()
+        for key in self.keys():
+            obj = self.get(key)
+            if obj is not None and key not in self._known and self._attached:
+                await self._add(obj)
+        self._synced.set()
+
+    def stop(self) -> None:
+        if not self._attached:
+            return
+        self._attached = False
+        self.shared._detach(self)
+        self._known.clear()
+        self._synced.clear()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+
+def shared_informer(client: Client, resource: Resource, namespace: str | None = None, *,
+                    label_selector: str | None = None, field_selector: str | None = None,
+                    metadata_only: bool = False) -> SharedInformer:
+    """The client's one :class:`SharedInformer` for this query (created on first use)."""
+    key = (resource.group_resource, namespace, label_selector, field_selector, metadata_only)
+    table = getattr(client, "shared_informers", None)    # None: a stand-in client (tests)
+    shared = table.get(key) if table is not None else None
+    if shared is None:
+        shared = SharedInformer(Informer(
+            client, resource, namespace, label_selector, field_selector, metadata_only=metadata_only,
+            name=f"shared {resource.group_resource}" + (f" in {namespace}" if namespace else "")))
+        if table is not None:
+            table[key] = shared
+    return shared
+
+
+__all__ = ["Informer", "SharedInformer", "InformerView", "shared_informer", "object_key", "split_key", "index_by_namespace", "index_by_owner_uid",
            "index_by_node_name"]

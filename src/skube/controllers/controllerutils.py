@@ -16,7 +16,8 @@ import time
 from typing import Callable, Iterable
 
 from ..api.selectors import LabelSelector, label_selector_from_dict
-from ..client import ApiError, Client, Informer, WorkQueue, index_by_namespace, object_key, run_workers
+from ..client import (ApiError, Client, Informer, InformerView, WorkQueue, index_by_namespace, object_key,
+                      run_workers, shared_informer)
 from ..client.events import EventRecorder  # noqa: F401  (re-exported for controllers)
 
 log = logging.getLogger("skube.controllers")
@@ -386,15 +387,16 @@ class BaseController:
         self.client = client
         self.workers = workers
         self.queue = WorkQueue(name=self.name, pace=CONTROLLER_PACE)
-        self.informers: list[Informer] = []
+        self.informers: list[InformerView] = []
         self.recorder = EventRecorder(client, self.component_name())
         self.ready = asyncio.Event()
 
     def component_name(self) -> str:
         return f"{self.name}-controller"
 
-    def informer(self, res, *, namespaced_index: bool = True, **kw) -> Informer:
-        inf = Informer(self.client, res, name=f"{self.name} {res.plural}", **kw)
+    def informer(self, res, *, namespaced_index: bool = True, **kw) -> InformerView:
+        """This controller's view of the client's shared informer of ``res``."""
+        inf = shared_informer(self.client, res, **kw).view(name=f"{self.name} {res.plural}")
         if namespaced_index and res.namespaced:
             inf.add_indexer("namespace", index_by_namespace)
         self.informers.append(inf)

@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import time
 
-from ..client import ApiError, Client
+from ..client import ApiError, Client, index_by_node_name
 from ..client.api import resource
 from .controllerutils import NODES, PODS, BaseController
 
@@ -72,7 +72,7 @@ class NodeLifecycleController(BaseController):
         self.nodes = self.informer(NODES)
         self.leases = self.informer(LEASES, namespace="kube-node-lease")
         self.pods = self.informer(PODS, namespaced_index=False)
-        self.pods.add_indexer("node", lambda p: [(p.get("spec") or {}).get("nodeName") or ""])
+        self.pods.add_indexer("node", index_by_node_name)
         self.seen: dict[str, tuple[tuple, float]] = {}     # node -> (heartbeat marks, local time seen)
         self.nodes.add_handlers(on_add=self.enqueue, on_update=lambda o, n: self.enqueue(n))
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..billing.meter import Meter
-from ..client import Client, load_kubeconfig
+from ..client import Client, SharedInformer, load_kubeconfig
 from ..providers import ProviderContext, create_provider
 from . import certs
 from .kubelet import KubeletServer
@@ -40,6 +40,7 @@ class AgentConfig:
     workers: int = 32
     lease_renew: float = 10.0
     kind: str = "virtual"                 # "pool": an ordinary node-pool node (billed per node)
+    shared_pods: SharedInformer | None = None   # in-process nodes: the process's pod informer
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir or Path.home() / ".skube" / "nodes" / self.name).expanduser()
@@ -72,7 +73,7 @@ class VirtualNode:
         if cfg.kind == "virtual":   # pods of a node-pool node are paid for by the node-second
             self.meter = Meter.open(self.data_dir, cfg.name, (doc.get("billing") or {}).get("specs"))
         self.pods = PodController(self.client, self.provider, cfg.name, host_ip=cfg.internal_ip,
-                                  workers=cfg.workers, meter=self.meter)
+                                  workers=cfg.workers, meter=self.meter, shared_pods=cfg.shared_pods)
         await self._start_kubelet(client_cfg.ca_data)
         node_doc = doc.get("node") or {}
         self.node = NodeController(self.client, self.provider, NodeConfig(

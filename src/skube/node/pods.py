@@ -33,7 +33,8 @@ from ..api.defaults import compute_qos_class
 from ..billing.specs import SpecUnsatisfiable
 from ..providers.base import Provider
 from ..client import (ApiError, BucketRateLimiter, Client, ExponentialFailureRateLimiter, Informer,
-                      MaxOfRateLimiter, WorkQueue, resource, run_workers, split_key)
+                      MaxOfRateLimiter, SharedInformer, WorkQueue, index_by_node_name, resource,
+                      run_workers, split_key)
 from .node import FIELD_MANAGER, now_rfc3339
 
 log = logging.getLogger("skube.node.pods")
@@ -98,7 +99,8 @@ class PodController:
     """Pod sync for one node (see the module docstring)."""
 
     def __init__(self, client: Client, provider, node_name: str, *, host_ip: str = "127.0.0.1",
-                 workers: int = 32, meter=None, poll_interval: float = POLL):
+                 workers: int = 32, meter=None, poll_interval: float = POLL,
+                 shared_pods: SharedInformer | None = None):
         self.client = client
         self.meter = meter              # billing: skube.billing.Meter (None: not metered)
         # instance sizes pods are run as (eci-use-specs); None on node-pool nodes (no per-pod sizing)
@@ -108,8 +110,11 @@ class PodController:
         self.node_name = node_name
         self.host_ip = host_ip
         self.workers = workers
-        self.informer = Informer(client, PODS, field_selector=f"spec.nodeName={node_name}",
-                                 name=f"pods on {node_name}")
+        # its own watch of spec.nodeName=NAME, or (in-process pool nodes) a view of one
+        # pod informer shared by all nodes of the process
+        self.informer = shared_pods.view(("node", index_by_node_name), node_name, f"pods on {node_name}") \
+            if shared_pods is not None else \
+            Informer(client, PODS, field_selector=f"spec.nodeName={node_name}", name=f"pods on {node_name}")
         limiter = MaxOfRateLimiter(ExponentialFailureRateLimiter(0.005, 60.0), BucketRateLimiter(50.0, 500))
         self.queue = WorkQueue(limiter, name=f"pods on {node_name}")
         self._written: dict[str, tuple[str, dict]] = {}   # key -> (uid, comparable status written)

@@ -21,7 +21,7 @@ import logging
 import random
 from collections import deque
 
-from ..client import ApiError, Client, Informer, load_kubeconfig, resource
+from ..client import ApiError, Client, load_kubeconfig, resource, shared_informer
 from ..client.events import EventRecorder
 from ..clock import clock
 from . import policies
@@ -116,9 +116,10 @@ class Scheduler:
         self.random = random.Random(seed)
         self.ready = asyncio.Event()
         self.next_start_node_index = 0
-        self.nodes = Informer(client, NODES)
-        self.pods = Informer(client, PODS)
-        self.namespaces = Informer(client, NAMESPACES)
+        # views of the client's shared informers (one watch with the controllers in skube up)
+        self.nodes = shared_informer(client, NODES).view(name="scheduler nodes")
+        self.pods = shared_informer(client, PODS).view(name="scheduler pods")
+        self.namespaces = shared_informer(client, NAMESPACES).view(name="scheduler namespaces")
         self._binds: set[asyncio.Task] = set()
         self._bind_slots: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task] = set()
