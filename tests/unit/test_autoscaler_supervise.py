@@ -15,7 +15,7 @@ from skube.autoscaler.state import NodeRecord
 
 
 def scaler(tmp_path, pod_cidr: str = "10.42.0.0/16") -> Autoscaler:
-    pool = PoolSpec("general", parse_size("2c4g"), 0, 0, 100, boot_delay=3600)
+    pool = PoolSpec("general", parse_size("2c4g"), 0, 0, 100, boot_delay=3600, idle_seconds=600)
     return Autoscaler([pool], AgentSettings(data_dir=tmp_path, kubeconfig=tmp_path / "kubeconfig",
                                             provider="mock", pod_cidr=pod_cidr, in_process=True))
 
@@ -67,4 +67,34 @@ def test_scale_up_stops_at_the_pod_cidrs_node_slices(tmp_path, monkeypatch):
         for t in a.booting.values():
             t.cancel()
         await asyncio.gather(*a.booting.values(), return_exceptions=True)
+    asyncio.run(main())
+
+
+def test_the_pause_between_scans_ends_at_the_next_idle_deadline(tmp_path):
+    """Under a fast clock a real-time pause would be many simulated minutes: the autoscaler
+    wakes when an unneeded node's idle time is up (a future deadline), not after the pause;
+    deadlines already past (the scan decided on them) do not cut the pause short."""
+    from skube import clock as clock_mod
+
+    async def main():
+        a = scaler(tmp_path)
+        a.state.nodes["general-1"] = NodeRecord("general-1", "general", 1, 0.0, "2c4g", "mock")
+        fast = clock_mod.Clock(600.0)                 # 600 simulated seconds per real second
+        clock_mod.set_clock(fast)
+        try:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            a.unneeded_since = {"general-1": fast.time() - 300.0}     # due in 300 sim-s = 0.5 s
+            began = loop.time()
+            await asyncio.wait_for(a._pause(stop, 30.0), 10)
+            assert fast.time() >= a.unneeded_since["general-1"] + 600.0
+            assert loop.time() - began < 5.0
+            a.unneeded_since = {"general-1": fast.time() - 900.0}     # past: the full pause
+            pause = asyncio.create_task(a._pause(stop, 30.0))
+            await asyncio.sleep(1.0)
+            assert not pause.done()
+            stop.set()                                                 # stop ends it at once
+            await asyncio.wait_for(pause, 2)
+        finally:
+            clock_mod.set_clock(clock_mod.REAL)
     asyncio.run(main())

@@ -138,14 +138,33 @@ class Autoscaler:
                 except Exception:  # noqa: BLE001 - one bad scan must not end autoscaling
                     log.exception("autoscaler scan failed")
                 # a scan over many pods takes time the API server and nodes need too: wait
-                # SCAN_PACE times as long as it took (at least the scan interval)
+                # SCAN_PACE times as long as it took (at least the scan interval), but not
+                # past the moment an idle node may go
                 took = time.monotonic() - began
-                try:
-                    await asyncio.wait_for(stop.wait(), max(self.scan_interval, SCAN_PACE * took))
-                except asyncio.TimeoutError:
-                    pass
+                await self._pause(stop, max(self.scan_interval, SCAN_PACE * took))
         finally:
             await self.close()
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait ``seconds`` (real), or until ``stop``, or until the next idle deadline in
+        the clock's time (under the simulator's fast clock, a real-time scan interval
+        would be minutes of simulated time a released node stays billed)."""
+        end = time.monotonic() + seconds
+        now = clock().time()
+        dues = [since + self.pools[self.state.nodes[name].pool].idle_seconds
+                for name, since in self.unneeded_since.items()
+                if name in self.state.nodes and self.state.nodes[name].pool in self.pools]
+        due = min((d for d in dues if d > now), default=None)   # past ones: the scan decided
+        while not stop.is_set():
+            left = end - time.monotonic()
+            if due is not None:
+                left = min(left, clock().due_in(due))
+            if left <= 0:
+                return
+            try:                                 # slices: the clock's speed may change
+                await asyncio.wait_for(stop.wait(), min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
 
     async def close(self) -> None:
         for t in [*self.booting.values(), *self.draining.values()]:

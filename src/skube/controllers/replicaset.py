@@ -213,9 +213,11 @@ class ReplicaSetController(BaseController):
         status = dict(rs.get("status") or {})
         status["replicas"] = len(pods)
         status["fullyLabeledReplicas"] = sum(
-            1 for p in pods if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in tlabels.items()))
-        status["readyReplicas"] = sum(1 for p in pods if is_ready(p))
-        status["availableReplicas"] = sum(1 for p in pods if is_available(p, mrs, now))
+            1 for p in pods if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in tlabels.items())) \
+            if tlabels else len(pods)
+        ready = [p for p in pods if is_ready(p)]      # one pass: a burst's sets hold 20,000 pods
+        status["readyReplicas"] = len(ready)
+        status["availableReplicas"] = sum(1 for p in ready if is_available(p, mrs, now)) if mrs else len(ready)
         status["observedGeneration"] = rs["metadata"].get("generation")
         if error is not None:
             want = rs["spec"].get("replicas", 1)

@@ -198,10 +198,18 @@ class Replay:
         name = node["metadata"]["name"]
         if name == VIRTUAL_NODE or (node["metadata"].get("labels") or {}).get("type") == "virtual-kubelet":
             return
+        if name not in self.nodes:
+            self.last_activity = time.monotonic()      # a node joined: pods are about to move
         cpu = str(((node.get("status") or {}).get("allocatable") or {}).get("cpu", "0"))
         self.nodes[name] = int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
 
+    def _on_node_update(self, old: dict, new: dict) -> None:
+        if old.get("spec") != new.get("spec"):         # cordoned or tainted: a scale-down runs
+            self.last_activity = time.monotonic()
+        self._on_node(new)
+
     def _on_node_delete(self, node: dict) -> None:
+        self.last_activity = time.monotonic()          # a node released (billed until now)
         self.nodes.pop(node["metadata"]["name"], None)
 
     def sample(self) -> Sample:
@@ -277,7 +285,7 @@ class Replay:
                 pods = Informer(client, PODS)
                 pods.add_handlers(self._on_pod, lambda _old, new: self._on_pod(new), self._on_pod_delete)
                 nodes = Informer(client, NODES)
-                nodes.add_handlers(self._on_node, lambda _old, new: self._on_node(new), self._on_node_delete)
+                nodes.add_handlers(self._on_node, self._on_node_update, self._on_node_delete)
                 tasks = [pods.start(), nodes.start()]
                 await pods.wait_synced(30)
                 await self._setup(client)
