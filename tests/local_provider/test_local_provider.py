@@ -7,6 +7,7 @@ import signal
 import ssl
 
 import httpx
+import pytest
 
 from tests.conftest import wait_for
 from tests.local_provider.conftest import NODE, leftovers, needs_host
@@ -53,10 +54,15 @@ def waiting_reason(env, name: str) -> str:
     return ""
 
 
-def test_pod_runs_a_real_container_with_env_from_configmap_and_secret(env):
+@pytest.fixture(scope="module")
+def app_config(env):
+    """ConfigMap app-config and Secret app-secret (the tests below refer to them)."""
     env.cluster.kubectl("create", "configmap", "app-config", "--from-literal=color=blue",
                         "--from-literal=size=XL")
     env.cluster.kubectl("create", "secret", "generic", "app-secret", "--from-literal=password=hunter2")
+
+
+def test_pod_runs_a_real_container_with_env_from_configmap_and_secret(env, app_config):
     create(env, pod("hello", [{
         "name": "main", "image": env.image,
         "command": ["sh", "-c", 'echo "hello from $(hostname)"; echo "color=$COLOR password=$PASSWORD '
@@ -88,7 +94,7 @@ def test_pod_runs_a_real_container_with_env_from_configmap_and_secret(env):
     assert int(node["status"]["capacity"]["cpu"]) >= 1
 
 
-def test_missing_configmap_key_is_a_create_container_config_error(env):
+def test_missing_configmap_key_is_a_create_container_config_error(env, app_config):
     create(env, pod("badref", [{
         "name": "main", "image": env.image, "command": ["sleep", "3600"],
         "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "nope"}}},

@@ -72,24 +72,29 @@ def test_scale_up_stops_at_the_pod_cidrs_node_slices(tmp_path, monkeypatch):
 
 def test_the_pause_between_scans_ends_at_the_next_idle_deadline(tmp_path):
     """Under a fast clock a real-time pause would be many simulated minutes: the autoscaler
-    wakes when an unneeded node's idle time is up (a future deadline), not after the pause;
-    deadlines already past (the scan decided on them) do not cut the pause short."""
+    wakes when an unneeded node's idle time is up (a future deadline), and at the latest
+    after SCAN_MAX_GAP simulated seconds; deadlines already past (the scan decided on them)
+    do not cut the pause short."""
     from skube import clock as clock_mod
 
     async def main():
         a = scaler(tmp_path)
         a.state.nodes["general-1"] = NodeRecord("general-1", "general", 1, 0.0, "2c4g", "mock")
-        fast = clock_mod.Clock(600.0)                 # 600 simulated seconds per real second
+        fast = clock_mod.Clock(20.0)                  # 20 simulated seconds per real second
         clock_mod.set_clock(fast)
+        assert autoscaler_mod.SCAN_MAX_GAP == 60.0                     # 3 real seconds here
         try:
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
-            a.unneeded_since = {"general-1": fast.time() - 300.0}     # due in 300 sim-s = 0.5 s
+            a.unneeded_since = {"general-1": fast.time() - 590.0}     # due in 10 sim-s = 0.5 s
             began = loop.time()
             await asyncio.wait_for(a._pause(stop, 30.0), 10)
             assert fast.time() >= a.unneeded_since["general-1"] + 600.0
-            assert loop.time() - began < 5.0
-            a.unneeded_since = {"general-1": fast.time() - 900.0}     # past: the full pause
+            assert loop.time() - began < 2.5                           # before the 60 s gap
+            a.unneeded_since = {"general-1": fast.time() - 900.0}     # past: no deadline
+            began, sim0 = loop.time(), fast.time()
+            await asyncio.wait_for(a._pause(stop, 30.0), 10)           # the gap, not 30 s
+            assert fast.time() - sim0 >= 60.0 and loop.time() - began < 6.0
             pause = asyncio.create_task(a._pause(stop, 30.0))
             await asyncio.sleep(1.0)
             assert not pause.done()

@@ -45,6 +45,7 @@ LEASES = resource("coordination.k8s.io/v1", "leases", kind="Lease")
 COMPONENT = "cluster-autoscaler"
 SCAN_INTERVAL = 2.0
 SCAN_PACE = 5.0          # the wait after a scan, in multiples of its run time (≥ SCAN_INTERVAL)
+SCAN_MAX_GAP = 60.0      # …but scans are never further apart than this on the clock (simulated s)
 RETRY_INTERVAL = 2.0
 POD_GONE_TIMEOUT = 60.0
 
@@ -146,19 +147,19 @@ class Autoscaler:
             await self.close()
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
-        """Wait ``seconds`` (real), or until ``stop``, or until the next idle deadline in
-        the clock's time (under the simulator's fast clock, a real-time scan interval
-        would be minutes of simulated time a released node stays billed)."""
+        """Wait ``seconds`` (real), or until ``stop``, or until the next idle deadline or
+        SCAN_MAX_GAP on the clock, whichever comes first (under the simulator's fast clock a
+        real-time pause is minutes of simulated time: a node emptied just then would be
+        noticed, and billed, that much later)."""
         end = time.monotonic() + seconds
         now = clock().time()
         dues = [since + self.pools[self.state.nodes[name].pool].idle_seconds
                 for name, since in self.unneeded_since.items()
                 if name in self.state.nodes and self.state.nodes[name].pool in self.pools]
-        due = min((d for d in dues if d > now), default=None)   # past ones: the scan decided
+        due = min([d for d in dues if d > now] + [now + SCAN_MAX_GAP])   # past ones: the scan decided
         while not stop.is_set():
             left = end - time.monotonic()
-            if due is not None:
-                left = min(left, clock().due_in(due))
+            left = min(left, clock().due_in(due))
             if left <= 0:
                 return
             try:                                 # slices: the clock's speed may change

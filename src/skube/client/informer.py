@@ -485,16 +485,8 @@ class InformerView:
 
     # ---- running -------------------------------------------------------------------------
 
-    @property
-    def has_synced(self) -> bool:
-        return self._synced.is_set()
-
-    async def wait_synced(self, timeout: float | None = None) -> bool:
-        try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+    has_synced = Informer.has_synced           # once caught up with the shared informer
+    wait_synced = Informer.wait_synced
 
     def start(self) -> asyncio.Task:
         if not self._attached:
