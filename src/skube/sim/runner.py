@@ -47,6 +47,10 @@ Progress = Callable[[str], None]
 # A loaded control plane stalls for a second or two between bursts of events (GC, a long
 # sync, a lagging watch); a shorter window would let each stall jump minutes ahead.
 BUSY_WINDOW = 3.0
+# After the simulator changes a workload it stays busy until a pod changes (at most this
+# many real seconds): at full speed the control plane's first reaction — seconds with
+# 20,000 pods — would be a quarter of an hour of simulated time billed at the old size.
+REACTION_TIMEOUT = 60.0
 SIM_POD_CIDR = "10.64.0.0/14"
 
 
@@ -95,6 +99,8 @@ class Replay:
         self.speed = speed
         self.busy_speed = min(busy_speed, speed)
         self.last_activity = 0.0                              # real monotonic time of the last pod change
+        self.awaiting_reaction = 0.0                          # busy until then unless a pod changed
+        self.current_speed = self.speed
         self.sample_every = sample_every or min(300.0, max(trace.duration / 288, 10.0))
         self.progress = progress or (lambda line: None)
         self.prices = prices or PriceTable.defaults()
@@ -162,14 +168,16 @@ class Replay:
     async def _governor(self) -> None:
         """Time dilation: while pods are changing (the control plane is busy), run at
         busy_speed so its real latency stays small in simulated seconds; otherwise at speed."""
-        current = self.speed
         while True:
-            busy = time.monotonic() - self.last_activity < BUSY_WINDOW
-            want = self.busy_speed if busy else self.speed
-            if want != current and self.now() >= 0:
-                self.clock.set_speed(want)
-                current = want
+            now = time.monotonic()
+            self._set_speed(self.busy_speed if now - self.last_activity < BUSY_WINDOW
+                            or now < self.awaiting_reaction else self.speed)
             await asyncio.sleep(0.1)
+
+    def _set_speed(self, want: float) -> None:
+        if want != self.current_speed and self.now() >= 0:
+            self.clock.set_speed(want)
+            self.current_speed = want
 
     # ---- observing -------------------------------------------------------------------------
 
@@ -179,6 +187,7 @@ class Replay:
             return
         uid, phase = m["uid"], st.get("phase", "Pending")
         self.last_activity = time.monotonic()
+        self.awaiting_reaction = 0.0
         if uid not in self.created:
             self.created[uid] = self.now()
         prev = self.pods.get(uid)
@@ -192,6 +201,7 @@ class Replay:
 
     def _on_pod_delete(self, pod: dict) -> None:
         self.last_activity = time.monotonic()          # a scale-down is work in progress too
+        self.awaiting_reaction = 0.0
         self.pods.pop(pod["metadata"]["uid"], None)
 
     def _on_node(self, node: dict) -> None:
@@ -255,6 +265,8 @@ class Replay:
         return sorted(ev, key=lambda e: e[0])
 
     async def _apply(self, client: Client, kind: str, w: Workload, n: int, at: float) -> None:
+        self.awaiting_reaction = time.monotonic() + REACTION_TIMEOUT   # slow down first
+        self._set_speed(self.busy_speed)
         try:
             if kind == "scale":
                 await client.patch(DEPLOYMENTS, w.name, {"spec": {"replicas": n}}, w.namespace)
