@@ -366,6 +366,8 @@ class SharedInformer:
         if views is None or view not in views:
             return
         views.discard(view)
+        if not views:
+            del self._groups[view.index][view.value]
         self._started -= 1
         if not self._started:
             self.informer.stop()
