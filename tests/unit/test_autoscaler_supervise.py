@@ -103,3 +103,31 @@ def test_the_pause_between_scans_ends_at_the_next_idle_deadline(tmp_path):
         finally:
             clock_mod.set_clock(clock_mod.REAL)
     asyncio.run(main())
+
+
+def test_an_in_process_agent_that_stops_slowly_counts_as_stopped(tmp_path):
+    """As a process is killed after the stop timeout, an in-process node's stop that takes
+    longer finishes in the background: the release goes on (with 150 nodes stopping at
+    once, a timeout used to fail the scale-down and give the node back)."""
+    from skube.autoscaler.agents import InProcessAgent
+
+    class SlowNode:
+        stopped = False
+
+        async def stop(self):
+            await asyncio.sleep(0.5)
+            SlowNode.stopped = True
+
+    async def main():
+        a = scaler(tmp_path)
+        rec = NodeRecord("general-1", "general", 1, 0.0, "2c4g", "mock")
+        agent = InProcessAgent(rec, a.pools["general"], a.settings)
+        agent.node = SlowNode()
+        assert agent.alive
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await agent.stop(timeout=0.05)                 # no exception
+        assert loop.time() - began < 0.4 and not agent.alive and not SlowNode.stopped
+        await asyncio.sleep(0.7)
+        assert SlowNode.stopped                        # the stop was not cancelled
+    asyncio.run(main())

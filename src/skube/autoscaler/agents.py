@@ -21,6 +21,7 @@ from .state import NodeRecord
 log = logging.getLogger("skube.autoscaler.agents")
 
 STOP_TIMEOUT = 20.0
+_background: set[asyncio.Future] = set()     # in-process stops that outlived their timeout
 
 
 @dataclass
@@ -156,9 +157,19 @@ class InProcessAgent(NodeAgent):
         self.node = node
 
     async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """As the process's SIGKILL after ``timeout``: a stop still running then (e.g. 150
+        nodes stopping at once) finishes in the background; the node counts as stopped."""
         node, self.node = self.node, None
-        if node is not None:
-            await asyncio.wait_for(node.stop(), timeout)
+        if node is None:
+            return
+        stopping = asyncio.ensure_future(node.stop())
+        _background.add(stopping)
+        stopping.add_done_callback(_background.discard)
+        try:
+            await asyncio.wait_for(asyncio.shield(stopping), timeout)
+        except asyncio.TimeoutError:
+            log.warning("node %s: agent did not stop in %.0fs; finishing in the background",
+                        self.record.name, timeout)
 
 
 def make_agent(record: NodeRecord, spec: PoolSpec, settings: AgentSettings) -> NodeAgent:
