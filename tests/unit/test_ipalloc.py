@@ -121,6 +121,40 @@ def test_update_keeps_cluster_ip_and_external_name_drops_it():
     assert ip not in a.ips.committed
 
 
+def test_update_changing_the_address_is_left_to_validation_even_when_the_new_one_is_taken():
+    # upstream allocates on update only when the type newly needs an address; a changed
+    # address must surface as validation's "may not change once set", never as "already allocated"
+    a = ServiceAllocator("10.96.0.0/24", (30000, 30010))
+    s = create(a, svc("s", clusterIP="10.96.0.50"))
+    create(a, svc("t", clusterIP="10.96.0.51"))
+    upd = svc("s", clusterIP="10.96.0.51")
+    a.admit(upd, s)
+    assert upd["spec"]["clusterIPs"] == ["10.96.0.51"]
+    assert a.ips.committed.get("10.96.0.50") == "default/s" and a.ips.committed.get("10.96.0.51") == "default/t"
+    back = {"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": "ExternalName", "externalName": "x"}}
+    a.admit(back, s)
+    a.committed(back)
+    again = svc("s", clusterIP="10.96.0.51")       # ExternalName -> ClusterIP allocates afresh
+    with pytest.raises(errors.APIError) as e:
+        a.admit(again, back)
+    assert "provided IP is already allocated" in e.value.message
+
+
+def test_dynamic_values_stay_above_the_static_band_until_it_is_all_that_is_left():
+    a = ServiceAllocator("10.96.0.0/24", (30000, 30099))      # bands: 16 addresses, 16 ports
+    got = [create(a, svc(f"s{i}", type="NodePort")) for i in range(84)]
+    ips = {int(ipaddress.ip_address(s["spec"]["clusterIP"])) & 0xff for s in got}
+    ports = {s["spec"]["ports"][0]["nodePort"] for s in got}
+    assert min(ips) >= 17 and min(ports) >= 30016
+    assert ports == set(range(30016, 30100))                  # the upper ports are all used now
+    more = create(a, svc("more", type="NodePort"))
+    assert 30000 <= more["spec"]["ports"][0]["nodePort"] < 30016
+    for i in range(84, 237):                                   # .17-.254 less the 2 used above
+        create(a, svc(f"c{i}"))
+    low = create(a, svc("low"))["spec"]["clusterIP"]
+    assert 1 < int(ipaddress.ip_address(low)) & 0xff <= 16 and low != "10.96.0.10"
+
+
 def test_concurrent_admits_never_share_and_failed_writes_lapse():
     clock = Clock()
     a = ServiceAllocator("10.96.0.0/29", (30000, 30000), clock=clock)   # .2-.6 free (.1 kept)

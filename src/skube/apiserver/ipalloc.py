@@ -33,6 +33,25 @@ def needs_cluster_ip(spec: dict) -> bool:
     return (spec.get("type") or "ClusterIP") != "ExternalName"
 
 
+def static_band(size: int, step: int, most: int) -> int:
+    """How many values at the bottom of a range dynamic allocation avoids while it can, so
+    that values users ask for rarely collide (KEP-3070 for ClusterIPs: step 16, at most 256;
+    KEP-3668 for NodePorts: step 32, at most 128): min(max(16, size/step), most), none for
+    ranges of 16 or fewer."""
+    return 0 if size <= 16 else min(max(16, size // step), most)
+
+
+def _pick(lo: int, hi: int, band: int, free) -> int | None:
+    """A random free value of lo..hi, above the static band while one is free there."""
+    for start, end in ((lo + band, hi), (lo, lo + band - 1)):
+        size = end - start + 1
+        first = random.randrange(size) if size > 0 else 0
+        for i in range(size):
+            if free(v := start + (first + i) % size):
+                return v
+    return None
+
+
 def needs_node_ports(spec: dict) -> bool:
     t = spec.get("type") or "ClusterIP"
     return t == "NodePort" or (t == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is not False)
@@ -140,7 +159,10 @@ class ServiceAllocator:
         key = service_key(svc)
         name = (svc.get("metadata") or {}).get("name", "")
         causes: list[dict] = []
-        if needs_cluster_ip(spec):
+        ospec = (old or {}).get("spec") or {}
+        # upstream allocates on update only for a type that newly needs an address; a changed
+        # address of a service that had one is validation's "may not change once set"
+        if needs_cluster_ip(spec) and not (old is not None and needs_cluster_ip(ospec) and ospec.get("clusterIP")):
             self._admit_cluster_ip(spec, key, causes)
         if needs_node_ports(spec):
             self._admit_node_ports(spec, key, causes)
@@ -209,21 +231,17 @@ class ServiceAllocator:
         if mine and not self.ips.taken(mine[0], key):
             return mine[0]
         first, last = int(self.net.network_address) + 1, int(self.net.broadcast_address) - 1
-        size = last - first + 1
-        start = random.randrange(size) if size > 0 else 0
-        for i in range(size):
-            ip = str(ipaddress.ip_address(first + (start + i) % size))
-            if ip not in reserved and not self.ips.taken(ip, key):
-                return ip
+        got = _pick(first, last, static_band(self.net.num_addresses, 16, 256),
+                    lambda n: (ip := str(ipaddress.ip_address(n))) not in reserved and not self.ips.taken(ip, key))
+        if got is not None:
+            return str(ipaddress.ip_address(got))
         raise errors.internal("failed to allocate a serviceIP: range is full")
 
     def _free_port(self, key: str, here: set) -> int:
-        size = self.ports_hi - self.ports_lo + 1
-        start = random.randrange(size)
-        for i in range(size):
-            port = self.ports_lo + (start + i) % size
-            if port not in here and not self.ports.taken(port, key):
-                return port
+        got = _pick(self.ports_lo, self.ports_hi, static_band(self.ports_hi - self.ports_lo + 1, 32, 128),
+                    lambda port: port not in here and not self.ports.taken(port, key))
+        if got is not None:
+            return got
         raise errors.internal("failed to allocate a nodePort: range is full")
 
 
