@@ -23,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
+from ..aio import wait_set
 from ..billing.nodes import NodeLedger
 from ..client import (ApiError, Client, Informer, index_by_node_name, load_kubeconfig, object_key, resource,
                       shared_informer)
@@ -162,10 +163,7 @@ class Autoscaler:
             left = min(left, clock().due_in(due))
             if left <= 0:
                 return
-            try:                                 # slices: the clock's speed may change
-                await asyncio.wait_for(stop.wait(), min(left, 0.5))
-            except asyncio.TimeoutError:
-                pass
+            await wait_set(stop, min(left, 0.5))     # slices: the clock's speed may change
 
     async def close(self) -> None:
         for t in [*self.booting.values(), *self.draining.values()]:

@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable
 
 import aiohttp
 
+from ..aio import wait_set
 from .api import ApiError, Client, Resource
 
 log = logging.getLogger("skube.client.informer")
@@ -243,11 +244,7 @@ class Informer:
 
     async def wait_synced(self, timeout: float | None = None) -> bool:
         """Wait for the first list; False on timeout."""
-        try:
-            await asyncio.wait_for(self._synced.wait(), timeout)
-            return True
-        except asyncio.TimeoutError:
-            return False
+        return await wait_set(self._synced, timeout)
 
     def start(self) -> asyncio.Task:
         """Run in the background (in the current event loop)."""

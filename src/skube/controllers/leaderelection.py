@@ -35,6 +35,7 @@ from typing import Any, Callable
 
 import aiohttp
 
+from ..aio import wait_set
 from ..client import ApiError, Client, resource
 
 log = logging.getLogger("skube.controllers.leaderelection")
@@ -205,10 +206,7 @@ class LeaderElector:
     # ---- the loop -------------------------------------------------------------------------
 
     async def _sleep(self, seconds: float, stop: asyncio.Event) -> None:
-        try:
-            await asyncio.wait_for(stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+        await wait_set(stop, seconds)
 
     async def _acquire(self, stop: asyncio.Event) -> bool:
         """Retry until we hold the Lease (True) or ``stop`` is set (False)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..aio import wait_set
 from ..client import Client, load_kubeconfig
 from ..scheduler import Scheduler
 from .cronjob import CronJobController
@@ -84,10 +85,7 @@ class ControllerManager:
                 raise
             except Exception:  # noqa: BLE001 - restart a crashed controller after a pause
                 log.exception("controller %s crashed; restarting", name)
-                try:
-                    await asyncio.wait_for(self._stop.wait(), 5.0)
-                except asyncio.TimeoutError:
-                    pass
+                await wait_set(self._stop, 5.0)
                 ctrl = self.controllers[name] = CONTROLLERS[name](self.client, **self.options.get(name, {}))
 
     async def wait_ready(self, timeout: float | None = None) -> bool:

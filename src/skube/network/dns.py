@@ -24,6 +24,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rcode
 
+from ..aio import unless_set, wait_set
 from ..client import ApiError, Client, Informer, resource
 from .config import ClusterNetwork
 from .dns_records import CNAME, ClusterZone
@@ -347,12 +348,7 @@ async def run(kubeconfig: str, net: ClusterNetwork, stop: asyncio.Event) -> None
             inf.start()
         listener = None
         try:
-            synced = asyncio.gather(*(inf.wait_synced() for inf in informers))
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait([synced, stopping], return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            if stop.is_set():
-                synced.cancel()
+            if await unless_set(asyncio.gather(*(inf.wait_synced() for inf in informers)), stop) is None:
                 return
             await ensure_bridge(net)
             listener = await Listener(server, net.gateway_ip).start()
@@ -375,7 +371,5 @@ async def _register_until_done(client: Client, net: ClusterNetwork, stop: asynci
             return
         except ApiError as e:
             log.warning("cluster DNS: cannot register kube-system/kube-dns (%s), retrying", e)
-        try:
-            await asyncio.wait_for(stop.wait(), delay)
-        except asyncio.TimeoutError:
+        if not await wait_set(stop, delay):
             delay = min(delay * 2, 10.0)

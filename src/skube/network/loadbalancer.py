@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from ..aio import unless_set, wait_set
 from ..client import ApiError, Client, Informer, object_key, resource
 
 log = logging.getLogger("skube.network.loadbalancer")
@@ -43,15 +44,12 @@ async def run(client: Client, stop: asyncio.Event) -> None:
     services.add_handlers(on_add=lambda o: pending.put_nowait(object_key(o)),
                           on_update=lambda _, o: pending.put_nowait(object_key(o)))
     services.start()
-    stopping = asyncio.ensure_future(stop.wait())
     try:
         while not stop.is_set():
-            getter = asyncio.ensure_future(pending.get())
-            await asyncio.wait({getter, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
-                getter.cancel()
+            key = await unless_set(pending.get(), stop)
+            if key is None:
                 break
-            svc = services.get(getter.result())
+            svc = services.get(key)
             want = wanted_ingress(svc) if svc else None
             have = ((svc or {}).get("status") or {}).get("loadBalancer", {}).get("ingress") or []
             if want is None or want == have:
@@ -62,7 +60,6 @@ async def run(client: Client, stop: asyncio.Event) -> None:
                 if not e.not_found:
                     log.warning("load balancer status of %s: %s", object_key(svc), e)
     finally:
-        stopping.cancel()
         services.stop()
 
 
@@ -105,7 +102,4 @@ async def keep_api_endpoints(client: Client, ip: str, port: int, stop: asyncio.E
                           lambda h, w: h.get("endpoints") == w["endpoints"] and h.get("ports") == w["ports"])
         except ApiError as e:
             log.warning("the kubernetes Service's endpoints: %s", e)
-        try:
-            await asyncio.wait_for(stop.wait(), RECHECK_SECONDS)
-        except asyncio.TimeoutError:
-            pass
+        await wait_set(stop, RECHECK_SECONDS)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from skube.aio import unless_set
 from skube.api.errors import APIError
 from skube.api.selectors import LabelSelector, label_selector_from_dict
 
@@ -447,12 +448,7 @@ class PolicyEnforcer:
                 await inf.wait_synced()
             self._changed.set()
             while not stop.is_set():
-                waiter = asyncio.ensure_future(self._changed.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                waiter.cancel()
-                stopper.cancel()
-                if stop.is_set():
+                if await unless_set(self._changed.wait(), stop) is None:
                     break
                 await asyncio.sleep(self.debounce)
                 self._changed.clear()

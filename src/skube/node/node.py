@@ -17,6 +17,7 @@ import logging
 import platform
 from dataclasses import dataclass, field
 
+from ..aio import wait_set
 from ..client import ApiError, Client, resource
 
 log = logging.getLogger("skube.node")
@@ -261,11 +262,7 @@ class NodeController:
         loop = asyncio.get_running_loop()
         last_full = loop.time()
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(),
-                                       timeout=min(PING_INTERVAL, self.cfg.status_report))
-            except asyncio.TimeoutError:
-                pass
+            await wait_set(self._wake, min(PING_INTERVAL, self.cfg.status_report))
             self._wake.clear()
             try:
                 force = loop.time() - last_full >= self.cfg.status_report

@@ -13,6 +13,8 @@ import contextlib
 import orjson
 from aiohttp import WSMsgType, web
 
+from ..aio import race
+
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
@@ -165,12 +167,10 @@ async def run_attach_handle(handle, streams: ExecStreams, *, container_stdin: bo
         side.append(asyncio.ensure_future(pump_in()))
     if streams.tty:
         side.append(asyncio.ensure_future(resizes()))
-    out = asyncio.ensure_future(pump_out())
-    gone = asyncio.ensure_future(streams.disconnected.wait())
     try:
-        await asyncio.wait([out, gone], return_when=asyncio.FIRST_COMPLETED)
+        await race(pump_out(), streams.disconnected.wait())
     finally:
-        for t in side + [out, gone]:
+        for t in side:
             t.cancel()
-        await asyncio.gather(*side, out, gone, return_exceptions=True)
+        await asyncio.gather(*side, return_exceptions=True)
         handle.close()

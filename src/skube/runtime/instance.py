@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
+from skube.aio import wait_set
 from skube.runtime import cgroups, logs as logfmt
 from skube.runtime.oci import ConfigError, ContainerContext, Mount, build_spec, check_supported, qos_class
 from skube.runtime.probes import READINESS, STARTUP, PodProber
@@ -290,10 +291,7 @@ class Instance:
                     return
                 # the sandbox's health is looked at every SANDBOX_CHECK seconds (kubelet: PLEG)
                 timeout = SANDBOX_CHECK if delay is None else min(max(delay, 0.01), SANDBOX_CHECK)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
-                except asyncio.TimeoutError:
-                    pass
+                await wait_set(self._wake, timeout)
                 for name, t in list(self._exits.items()):
                     if t.done():
                         del self._exits[name]

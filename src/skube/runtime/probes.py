@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from ..aio import wait_set
+
 log = logging.getLogger(__name__)
 
 SUCCESS, FAILURE, UNKNOWN = "Success", "Failure", "Unknown"
@@ -465,11 +467,8 @@ class Worker:
             if isinstance(wait, float):
                 delay = min(delay, wait)
             self._kick.clear()
-            try:
-                await asyncio.wait_for(self._kick.wait(), delay)
+            if await wait_set(self._kick, delay):
                 next_tick = loop.time()
-            except asyncio.TimeoutError:
-                pass
 
     def _set(self, result: str) -> None:
         self.prober.set_result(self.spec.kind, self.cid, result)

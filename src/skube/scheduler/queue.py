@@ -19,6 +19,7 @@ import itertools
 import time
 from typing import Callable
 
+from ..aio import wait_set
 from ..clock import clock as workload_clock
 from .cache import PodInfo
 
@@ -210,10 +211,7 @@ class SchedulingQueue:
             timeout = UNSCHEDULABLE_FLUSH_INTERVAL
             if self._backoff:
                 timeout = max(0.0, min(timeout, self._backoff[0][0] - now))
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_set(self._wakeup, timeout)
         return None
 
     def flush(self) -> None:

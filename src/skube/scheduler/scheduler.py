@@ -21,6 +21,7 @@ import logging
 import random
 from collections import deque
 
+from ..aio import unless_set
 from ..client import ApiError, Client, load_kubeconfig, resource, shared_informer
 from ..client.events import EventRecorder
 from ..clock import clock
@@ -416,11 +417,7 @@ class Scheduler:
                 await inf.wait_synced()
             self.ready.set()
             loop_task = asyncio.create_task(self._loop(), name="scheduling loop")
-            stopper = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({loop_task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            stopper.cancel()
-            if loop_task in done:
-                loop_task.result()
+            await unless_set(loop_task, stop)      # the loop's failure is raised here
         finally:
             self.queue.close()
             if loop_task is not None and not loop_task.done():

@@ -181,13 +181,19 @@ class Replay:
 
     # ---- observing -------------------------------------------------------------------------
 
+    def _activity(self, reaction: bool = False) -> None:
+        """The cluster is busy: keep the clock at the busy speed for BUSY_WINDOW; a pod
+        change is also the reaction a trace step waits for."""
+        self.last_activity = time.monotonic()
+        if reaction:
+            self.awaiting_reaction = 0.0
+
     def _on_pod(self, pod: dict) -> None:
         m, spec, st = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
         if SIM_LABEL not in (m.get("labels") or {}):
             return
         uid, phase = m["uid"], st.get("phase", "Pending")
-        self.last_activity = time.monotonic()
-        self.awaiting_reaction = 0.0
+        self._activity(reaction=True)
         if uid not in self.created:
             self.created[uid] = self.now()
         prev = self.pods.get(uid)
@@ -200,8 +206,7 @@ class Replay:
         self.pods[uid] = (spec.get("nodeName") or "", phase, cpu)
 
     def _on_pod_delete(self, pod: dict) -> None:
-        self.last_activity = time.monotonic()          # a scale-down is work in progress too
-        self.awaiting_reaction = 0.0
+        self._activity(reaction=True)                  # a scale-down is work in progress too
         self.pods.pop(pod["metadata"]["uid"], None)
 
     def _on_node(self, node: dict) -> None:
@@ -209,17 +214,17 @@ class Replay:
         if name == VIRTUAL_NODE or (node["metadata"].get("labels") or {}).get("type") == "virtual-kubelet":
             return
         if name not in self.nodes:
-            self.last_activity = time.monotonic()      # a node joined: pods are about to move
+            self._activity()                           # a node joined: pods are about to move
         cpu = str(((node.get("status") or {}).get("allocatable") or {}).get("cpu", "0"))
         self.nodes[name] = int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
 
     def _on_node_update(self, old: dict, new: dict) -> None:
         if old.get("spec") != new.get("spec"):         # cordoned or tainted: a scale-down runs
-            self.last_activity = time.monotonic()
+            self._activity()
         self._on_node(new)
 
     def _on_node_delete(self, node: dict) -> None:
-        self.last_activity = time.monotonic()          # a node released (billed until now)
+        self._activity()                               # a node released (billed until now)
         self.nodes.pop(node["metadata"]["name"], None)
 
     def sample(self) -> Sample:
