@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,3 +112,36 @@ def wait_for(predicate, timeout: float = 20, interval: float = 0.05, message: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {message}")
         time.sleep(interval)
+
+
+class WatchLines:
+    """``kubectl get KIND NAME --watch --output-watch-events -o jsonpath='{.type} FIELDS'``
+    in the background: one line per event; :meth:`until_deleted` reads up to the DELETED one."""
+
+    def __init__(self, cluster: Cluster, kind: str, name: str, fields: str, *, timeout: float = 60):
+        self.proc = subprocess.Popen(
+            [KUBECTL, "--kubeconfig", str(cluster.kubeconfig), "get", kind, name, "--watch",
+             "--output-watch-events", "-o", "jsonpath={.type} " + fields + '{"\\n"}'],
+            stdout=subprocess.PIPE, text=True)
+        self._timer = threading.Timer(timeout, self.proc.kill)   # a missing event ends the watch
+        self._timer.start()
+        self.seen: list[str] = []
+
+    def next(self) -> str:
+        line = self.proc.stdout.readline()
+        assert line, f"the watch ended early after {self.seen}"
+        self.seen.append(line.strip())
+        return self.seen[-1]
+
+    def until_deleted(self) -> list[str]:
+        while not self.seen or not self.seen[-1].startswith("DELETED"):
+            self.next()
+        return self.seen
+
+    def __enter__(self) -> "WatchLines":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        self.proc.kill()
+        self.proc.wait()

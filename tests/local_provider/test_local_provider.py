@@ -9,7 +9,7 @@ import ssl
 import httpx
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import WatchLines, wait_for
 from tests.local_provider.conftest import NODE, leftovers, needs_host
 
 pytestmark = needs_host
@@ -174,17 +174,23 @@ def test_missing_image_tag_backs_off_then_runs_once_pushed(env):
 
 
 def test_delete_with_grace_removes_everything(env):
-    create(env, pod("graceful", [{
-        "name": "main", "image": env.image,
-        "command": ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; echo started; "
-                                "while true; do sleep 0.1; done"]}],
-        volumes=[{"name": "mem", "emptyDir": {"medium": "Memory"}}]))
+    trap = "trap 'echo got TERM; exit {}' TERM; echo started; while true; do sleep 0.1; done"
+    create(env, pod("graceful", [{"name": "main", "image": env.image, "command": ["sh", "-c", trap.format(0)]},
+                                 {"name": "side", "image": env.image, "command": ["sh", "-c", trap.format(3)]}],
+                    volumes=[{"name": "mem", "emptyDir": {"medium": "Memory"}}]))
     p = running(env, "graceful")
     uid = p["metadata"]["uid"]
-    wait_for(lambda: "started" in logs(env, "graceful"), message="started")
+    wait_for(lambda: "started" in logs(env, "graceful", "-c", "main") and "started" in logs(env, "graceful", "-c",
+                                                                                           "side"), message="started")
     assert leftovers(env.node_dir, uid)       # it exists somewhere, so the check below means something
-    env.cluster.kubectl("delete", "pod", "graceful", "--grace-period=10", "--wait=true", "--timeout=30s")
+    with WatchLines(env.cluster, "pod", "graceful", "{.object.status.phase} "
+                    "{.object.status.containerStatuses[*].state.terminated.exitCode}") as watch:
+        env.cluster.kubectl("delete", "pod", "graceful", "--grace-period=10", "--wait=true", "--timeout=30s")
+        seen = watch.until_deleted()
     assert leftovers(env.node_dir, uid) == {}
+    # the containers' real exit codes, written in a terminal phase before the pod went:
+    # one exited 3 on SIGTERM, so the pod Failed
+    assert seen[-1] == "DELETED Failed 0 3", seen
 
 
 def test_node_killed_and_restarted_readopts_the_running_container(env):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import WatchLines, wait_for
 from tests.node.conftest import kubelet_client, pod_body, start_node
 
 NODE = "vn-basic"
@@ -170,10 +170,17 @@ def test_logs_follow_and_multi_container(cluster, node, tmp_path):
 def test_delete_with_grace(cluster, node):
     cluster.kubectl("apply", "-f", "-", input=json.dumps(pod_body("graceful", NODE)))
     wait_for(lambda: running(cluster, "graceful"), message="graceful Running")
-    t0 = time.monotonic()
-    cluster.kubectl("delete", "pod", "graceful", "--grace-period=20", timeout=30)
-    assert time.monotonic() - t0 < 10, "the node should confirm the deletion well before the grace period"
-    assert get_pod(cluster, "graceful") is None
+    with WatchLines(cluster, "pod", "graceful",
+                    "{.object.status.phase} {.object.status.containerStatuses[0].state}") as watch:
+        assert watch.next().startswith("ADDED Running")
+        t0 = time.monotonic()
+        cluster.kubectl("delete", "pod", "graceful", "--grace-period=20", timeout=30)
+        assert time.monotonic() - t0 < 10, "the node should confirm the deletion well before the grace period"
+        assert get_pod(cluster, "graceful") is None
+        seen = watch.until_deleted()
+    # as kubelet 1.27+: the pod reaches a terminal phase (its containers' exit) before it goes
+    assert seen[-1].startswith("DELETED Succeeded"), seen
+    assert any(line.startswith("MODIFIED Succeeded") and '"exitCode":0' in line for line in seen), seen
     with kubelet_client(cluster) as c:
         pods = c.get(f"https://127.0.0.1:{node.kubelet_port}/pods").json()
         assert "graceful" not in [p["metadata"]["name"] for p in pods["items"]]

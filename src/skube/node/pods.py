@@ -274,12 +274,20 @@ class PodController:
             if grace is None:
                 grace = (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)
             try:
-                await asyncio.wait_for(self.provider.delete_pod(pod, grace), timeout=max(grace, 0) + 5)
+                final = await asyncio.wait_for(self.provider.delete_pod(pod, grace), timeout=max(grace, 0) + 5)
             except asyncio.TimeoutError:
                 log.warning("provider did not stop %s within its grace period (%ss)", key, grace)
-                await self.provider.delete_pod(pod, 0)
+                final = await self.provider.delete_pod(pod, 0)
             self._meter_stopped(pod)                                        # billing
             self.stats["deleted"] += 1
+            # kubelet (1.27+): a deleted pod reaches Succeeded or Failed before it goes, so
+            # Jobs and anyone watching see how its containers ended
+            last = final or pod.get("status")
+            if last and (pod.get("status") or {}).get("phase") not in TERMINAL:
+                try:
+                    await self._write_status(pod, terminal_status(last))
+                except ApiError as e:
+                    log.warning("terminal status of %s: %s", key, e)
         try:
             await self.client.delete(PODS, m["name"], m["namespace"], grace_period_seconds=0,
                                      preconditions={"uid": m["uid"]})
@@ -442,6 +450,34 @@ class PodController:
         self.stats["status_writes"] += 1
 
 
+def terminal_status(pstatus: dict) -> dict:
+    """``pstatus`` of a pod whose containers were all stopped for its deletion, as kubelet
+    reports it: a container not reported terminated could not be located (exit code 137,
+    ContainerStatusUnknown); the phase is Succeeded when every container exited 0, else
+    Failed (a phase already terminal stays)."""
+    st = dict(pstatus)
+    now = now_rfc3339()
+    codes = []
+    for group in ("initContainerStatuses", "containerStatuses"):
+        out = []
+        for cs in st.get(group) or []:
+            cs = dict(cs, ready=False, started=False)
+            term = (cs.get("state") or {}).get("terminated")
+            if term is None:
+                term = {"exitCode": 137, "reason": "ContainerStatusUnknown",
+                        "message": "The container could not be located when the pod was terminated",
+                        "finishedAt": now}
+                cs["state"] = {"terminated": term}
+            if group == "containerStatuses":
+                codes.append(term.get("exitCode"))
+            out.append(cs)
+        if out:
+            st[group] = out
+    if st.get("phase") not in TERMINAL:
+        st["phase"] = "Succeeded" if codes and all(c == 0 for c in codes) else "Failed"
+    return st
+
+
 def _slim(pod: dict) -> None:
     """Drop managedFields from the cached pod (the node never reads them; a third
     of a pod's memory at 10,000 pods)."""
@@ -453,4 +489,5 @@ def _key(pod: dict) -> str:
     return f"{m.get('namespace')}/{m.get('name')}"
 
 
-__all__ = ["PodController", "unsupported_reason", "provider_notifies", "PODS", "EVENTS", "POLL"]
+__all__ = ["PodController", "unsupported_reason", "provider_notifies", "terminal_status", "PODS", "EVENTS",
+           "POLL"]

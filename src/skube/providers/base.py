@@ -80,9 +80,11 @@ class Provider:
     async def update_pod(self, pod: dict) -> None:
         """The pod's spec or metadata changed (e.g. an image or activeDeadlineSeconds)."""
 
-    async def delete_pod(self, pod: dict, grace_period: int | None = None) -> None:
-        """Stop the instance, giving its containers ``grace_period`` seconds; the pod
-        is then reported terminated (or simply no longer listed)."""
+    async def delete_pod(self, pod: dict, grace_period: int | None = None) -> dict | None:
+        """Stop the instance, giving its containers ``grace_period`` seconds, and remove it
+        (no longer listed). Returns the pod's status once its containers stopped (how each
+        ended: the node writes it, in a terminal phase, before it deletes the pod), or None
+        when the provider cannot tell."""
         raise NotImplementedError
 
     async def get_pod_status(self, namespace: str, name: str) -> dict | None:

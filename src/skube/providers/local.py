@@ -362,17 +362,20 @@ class LocalProvider(Provider):
                 pv.pod = inst.pod
                 self._spawn(self.volumes.refresh(inst.uid))
 
-    async def delete_pod(self, pod: dict, grace_period: int | None = None) -> None:
+    async def delete_pod(self, pod: dict, grace_period: int | None = None) -> dict | None:
         m = pod["metadata"]
         key = f"{m['namespace']}/{m['name']}"
         uid = self.by_key.get(key)
         if uid is None or (m.get("uid") and uid != m.get("uid")):
-            return
+            return None
         self.spot.forget(key)
-        self.reclaimed.pop(uid, None)
         inst = self.mgr.get(uid)
+        final = None
         if inst is not None:
             await self.mgr.stop(uid, grace_period)
+            final = self.status(inst)                 # how the containers ended
+        self.reclaimed.pop(uid, None)
+        if inst is not None:
             await self._release_rootfs(inst, everything=True)
             await self.volumes.teardown(uid, inst.dir)
             await self.mgr.delete(uid, 0)
@@ -380,6 +383,7 @@ class LocalProvider(Provider):
             del self.by_key[key]
         for k in [k for k in self.failures if k[0] == uid]:
             del self.failures[k]
+        return final
 
     async def get_pod_status(self, namespace: str, name: str) -> dict | None:
         inst = self._inst(namespace, name)

@@ -298,12 +298,18 @@ class MockProvider(Provider):
             self._save(inst)
             self._changed(inst)
 
-    async def delete_pod(self, pod: dict, grace_period: int | None = None) -> None:
+    async def delete_pod(self, pod: dict, grace_period: int | None = None) -> dict | None:
         m = pod["metadata"]
         inst = self.instances.get(f"{m['namespace']}/{m['name']}")
         if inst is None or (m.get("uid") and inst.uid and inst.uid != m.get("uid")):
-            return
+            return None
+        if inst.state == "Running":          # simulated containers exit cleanly on SIGTERM
+            now = clock().time()
+            inst.last_exit = [0, "Completed", inst.running_at or inst.started or now, now]
+            inst.state, inst.exit_code, inst.finished, inst.due = "Succeeded", 0, now, None
+        final = self.status(inst)
         self._drop(inst)
+        return final
 
     async def get_pod_status(self, namespace: str, name: str) -> dict | None:
         inst = self.instances.get(f"{namespace}/{name}")
