@@ -26,7 +26,7 @@ import time
 from ..client import ApiError, Client, object_key
 from .controllerutils import (DEPLOYMENTS, PODS, REPLICASETS, BaseController, claim_pods, condition,
                               controlled_by, controller_ref, in_namespace, index_owners, int_or_percent,
-                              owner_ref, parse_time, rfc3339, selector_of, set_condition, update_status)
+                              is_active, is_available, owner_ref, parse_time, rfc3339, selector_of, set_condition, update_status)
 
 log = logging.getLogger("skube.controllers.deployment")
 
@@ -464,6 +464,17 @@ class DeploymentController(BaseController):
             await self.cleanup(d, old)
         return await self.sync_rollout_status(d, [new] + old, new)
 
+    def _available(self, d: dict, rs: dict) -> int:
+        """Available pods of ``rs``: its status, but never more than the pod cache shows now.
+        A status lags its own deletions: a reconcile between an old pod's deletion and its
+        ReplicaSet's next status would count that pod and scale one too many down, below
+        maxUnavailable (seen under load)."""
+        mrs = int(d["spec"].get("minReadySeconds") or 0)
+        now = time.time()
+        here = sum(1 for p in controlled_by(self.pods, rs["metadata"]["uid"])
+                   if is_active(p) and is_available(p, mrs, now))
+        return min(st(rs, "availableReplicas"), here)
+
     async def reconcile_old(self, d: dict, new: dict | None, old: list[dict]) -> bool:
         old_count = sum(rs_replicas(r) for r in old)
         if old_count == 0:
@@ -471,7 +482,7 @@ class DeploymentController(BaseController):
         all_rs = ([new] if new else []) + old
         all_count = sum(rs_replicas(r) for r in all_rs)
         min_available = replicas(d) - max_unavailable(d)
-        new_unavailable = (rs_replicas(new) - st(new, "availableReplicas")) if new else 0
+        new_unavailable = (rs_replicas(new) - self._available(d, new)) if new else 0
         max_scaled_down = all_count - min_available - new_unavailable
         if max_scaled_down <= 0:
             return False
@@ -492,7 +503,7 @@ class DeploymentController(BaseController):
             fresh_old.append(rs)
         # then available ones, down to minAvailable
         all_rs = ([new] if new else []) + fresh_old
-        available = sum(st(r, "availableReplicas") for r in all_rs)
+        available = sum(self._available(d, r) for r in all_rs)
         scaled = 0
         if available > min_available:
             total = available - min_available
