@@ -81,6 +81,29 @@ def test_concurrent_updates_one_winner(core):
     assert results.count("ok") == 1 and results.count(409) == 7
 
 
+def test_concurrent_patches_without_a_resource_version_all_land(core):
+    core.create_namespaced_config_map("default", cm("patched"))
+    results = []
+
+    def writer(i):
+        try:
+            core.patch_namespaced_config_map("patched", "default", {"data": {f"k{i}": str(i)}})
+            results.append("ok")
+        except ApiException as e:
+            results.append(e.status)
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == ["ok"] * 24            # a patch names no version: the server retries it
+    assert core.read_namespaced_config_map("patched", "default").data == {f"k{i}": str(i) for i in range(24)}
+    stale = {"metadata": {"resourceVersion": "1"}, "data": {"late": "x"}}   # one that does is a precondition
+    with pytest.raises(ApiException) as e:
+        core.patch_namespaced_config_map("patched", "default", stale)
+    assert e.value.status == 409
+
+
 def test_watch_from_resource_version_sees_changes_in_order(core):
     core.create_namespace({"metadata": {"name": "watched"}})
     lst = core.list_namespaced_config_map("watched")

@@ -1,6 +1,7 @@
 """Small helpers on JSON-shaped API objects: timestamps, uids, generated names, copies."""
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
 import uuid
@@ -44,3 +45,10 @@ def meta(obj: dict) -> dict:
     if not isinstance(m, dict):
         m = obj["metadata"] = {}
     return m
+
+
+async def settle() -> None:
+    """Before retrying a write that lost a race: let the store commit what it has staged
+    (group commit), so the next read sees the write that won (without a yield the retry
+    reads the same record again and loses every time)."""
+    await asyncio.sleep(0)

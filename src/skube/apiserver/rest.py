@@ -18,11 +18,21 @@ from ..api.registry import ResourceInfo
 from ..store import ConflictError, ExpiredError, KeyExistsError, KeyNotFoundError
 from . import lifecycle
 from .http import JSON, Request, send_bytes, send_json, send_stream
-from .objects import deep_copy, generate_name, new_uid, now_micro, now_rfc3339
+from .objects import deep_copy, generate_name, new_uid, now_micro, now_rfc3339, settle
 from .watch import WatchStream, error_event, expired
 
 TABLE_CT = b"application/json;as=Table;v=v1;g=meta.k8s.io"
 _UPDATE_RETRIES = 16
+
+
+def _names_rv(body) -> bool:
+    """Does a patch body set metadata.resourceVersion (a merge/apply body, or a JSON patch op)?"""
+    if isinstance(body, dict):
+        return bool((body.get("metadata") or {}).get("resourceVersion")) if isinstance(body.get("metadata"), dict) \
+            else False
+    if isinstance(body, list):
+        return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body)
+    return False
 
 
 def _gv_of(obj_api_version: str) -> tuple[str, str]:
@@ -516,6 +526,7 @@ class Resources:
                                                manager=manager, subresource=subresource, dry=is_dry)
             except errors.APIError as e:
                 if e.reason == "Conflict" and not rv and attempt + 1 < _UPDATE_RETRIES:
+                    await settle()
                     continue
                 raise
             return await self._respond(req, send, info, 200, out.obj if hasattr(out, "obj") else out,
@@ -625,7 +636,10 @@ class Resources:
             new = self._check_type(info, new)
             if attempt == 0:
                 warnings = self._fields(req, info, new, name, is_patch=True)
-            want_rv = new["metadata"].get("resourceVersion")
+            # a precondition only when the patch itself names a resourceVersion (the merged
+            # object always carries the current one): otherwise a concurrent write is retried
+            want_rv = new["metadata"].get("resourceVersion") if _names_rv(body) or \
+                new["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"] else None
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(info.plural, name, info.group)
             self._check_namespace(info, new, ns)
@@ -636,6 +650,7 @@ class Resources:
             except errors.APIError as e:
                 if e.reason == "Conflict" and e.code == 409 and not want_rv and \
                         attempt + 1 < _UPDATE_RETRIES and "Apply failed" not in e.message:
+                    await settle()
                     continue
                 raise
             return await self._respond(req, send, info, 200, getattr(out, "obj", out),
@@ -728,6 +743,7 @@ class Resources:
                 try:
                     out = await self.store.delete(key, rec.mod_revision)
                 except ConflictError:
+                    await settle()
                     continue
                 except KeyNotFoundError:
                     raise errors.not_found(info.plural, name, info.group) from None
@@ -761,6 +777,7 @@ class Resources:
                     return out, True
                 out = await self.store.update(key, new, rec.mod_revision)
             except ConflictError:
+                await settle()
                 continue
             await self.server.after_write(info, out.obj, obj)
             return out, False

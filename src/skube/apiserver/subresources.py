@@ -8,7 +8,7 @@ from ..api import errors, patch, selectors
 from ..api.registry import ResourceInfo
 from ..store.errors import ConflictError
 from .http import Request, send_json
-from .objects import deep_copy, now_rfc3339
+from .objects import deep_copy, now_rfc3339, settle
 
 
 def _success(details: dict | None = None) -> dict:
@@ -167,11 +167,9 @@ class Subresources:
             try:
                 new["metadata"]["resourceVersion"] = pod["metadata"]["resourceVersion"]
                 await self.store.update(rec.key, new, rec.mod_revision)
-            except Exception as e:  # conflict: re-read and retry
-                from ..store import ConflictError
-                if isinstance(e, ConflictError):
-                    continue
-                raise
+            except ConflictError:                # re-read and retry
+                await settle()
+                continue
             return await send_json(send, 201, _success())
         raise errors.conflict(info.plural, name)
 
