@@ -61,41 +61,39 @@ def test_optimistic_concurrency(core):
     assert core.read_namespaced_config_map("occ", "default").data == {"v": "2"}
 
 
-def test_concurrent_updates_one_winner(core):
-    obj = core.create_namespaced_config_map("default", cm("race", v="0"))
+def all_at_once(write, n: int) -> list:
+    """Run ``write(i)`` for i < n in n threads at once: "ok" or the HTTP status of each."""
     results = []
 
-    def writer(i):
-        body = cm("race", v=str(i))
-        body["metadata"]["resourceVersion"] = obj.metadata.resource_version
+    def one(i):
         try:
-            core.replace_namespaced_config_map("race", "default", body)
+            write(i)
             results.append("ok")
         except ApiException as e:
             results.append(e.status)
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return results
+
+
+def test_concurrent_updates_one_winner(core):
+    obj = core.create_namespaced_config_map("default", cm("race", v="0"))
+
+    def writer(i):
+        body = cm("race", v=str(i))
+        body["metadata"]["resourceVersion"] = obj.metadata.resource_version
+        core.replace_namespaced_config_map("race", "default", body)
+    results = all_at_once(writer, 8)
     assert results.count("ok") == 1 and results.count(409) == 7
 
 
 def test_concurrent_patches_without_a_resource_version_all_land(core):
     core.create_namespaced_config_map("default", cm("patched"))
-    results = []
-
-    def writer(i):
-        try:
-            core.patch_namespaced_config_map("patched", "default", {"data": {f"k{i}": str(i)}})
-            results.append("ok")
-        except ApiException as e:
-            results.append(e.status)
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(24)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = all_at_once(lambda i: core.patch_namespaced_config_map("patched", "default",
+                                                                     {"data": {f"k{i}": str(i)}}), 24)
     assert results == ["ok"] * 24            # a patch names no version: the server retries it
     assert core.read_namespaced_config_map("patched", "default").data == {f"k{i}": str(i) for i in range(24)}
     stale = {"metadata": {"resourceVersion": "1"}, "data": {"late": "x"}}   # one that does is a precondition
