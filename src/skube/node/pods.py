@@ -461,7 +461,7 @@ def terminal_status(pstatus: dict) -> dict:
     for group in ("initContainerStatuses", "containerStatuses"):
         out = []
         for cs in st.get(group) or []:
-            cs = dict(cs, ready=False, started=False)
+            cs = dict(cs, ready=False, started=False) if group == "containerStatuses" else dict(cs)
             term = (cs.get("state") or {}).get("terminated")
             if term is None:
                 term = {"exitCode": 137, "reason": "ContainerStatusUnknown",
