@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -416,7 +416,7 @@ class APIServer:
             return await virtual(self, req, send, info, ns, name, sub, watch_prefix)
         if watch_prefix:
             if m != "GET" or sub:
-                raise errors.method_not_allowed(f"the server does not allow this method on the requested resource")
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
             return await r.watch(req, send, info, ns, name)
         if sub:
             return await self.subresources.handle(req, send, info, ns, name, sub, extra)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from pathlib import Path
 from typing import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest

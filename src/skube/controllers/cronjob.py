@@ -269,7 +269,6 @@ class CronJobController(BaseController):
         ns = cj["metadata"]["namespace"]
         uid = cj["metadata"]["uid"]
         now = self.clock()
-        spec = cj["spec"]
         status = copy.deepcopy(cj.get("status") or {})
         jobs = [j for j in in_namespace(self.jobs, ns) if (controller_ref(j) or {}).get("uid") == uid]
         by_uid = {j["metadata"]["uid"]: j for j in jobs}

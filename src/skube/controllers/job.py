@@ -315,7 +315,6 @@ class JobController(BaseController):
         # 2. newly finished pods (still holding the finalizer) become uncounted; pods we
         # deleted ourselves, ignored failures and duplicate indexes only lose the finalizer
         fail_job: tuple[str, str] | None = None
-        new_failure = False
         release_only: list[dict] = []
         for p in pods:
             uid = p["metadata"]["uid"]
@@ -344,7 +343,6 @@ class JobController(BaseController):
                         or _annotation_int(p, INDEX_FAILURES) >= int(spec["backoffLimitPerIndex"])):
                     failed_idx.add(pod_index(p))
                 unc_f.append(uid)
-                new_failure = True
                 self._last_failure[key] = now
         counted_failed = failed + len(unc_f)
         counted_succeeded = len(completed_idx) if indexed else succeeded + len(unc_s)

@@ -49,7 +49,7 @@ from ..runtime.images.reference import parse as parse_ref
 from ..runtime.instance import Instance, InstanceManager, Prepared
 from ..runtime.runc import RuncError
 from ..runtime.sandbox import NetworkConfig
-from .base import BadRequest, LogOptions, NotSupported, PodNotFound, Provider, ProviderContext
+from .base import BadRequest, LogOptions, PodNotFound, Provider, ProviderContext
 from .spot import RECLAIM_ANNOTATION, SpotConfig, SpotReclaimer, reclaimed_status
 from .volumes import (VolumeError, VolumeManager, field_value, resource_value, secret_payload)
 

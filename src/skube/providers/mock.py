@@ -33,7 +33,6 @@ import ipaddress
 import logging
 import os
 import random
-import time
 from pathlib import Path
 from typing import AsyncIterator
 

@@ -384,7 +384,7 @@ class VolumeManager:
         return out
 
     async def render(self, pv: PodVolumes, vol: dict) -> Files:
-        pod, ns = pv.pod, pv.pod["metadata"].get("namespace", "default")
+        ns = pv.pod["metadata"].get("namespace", "default")
         if "configMap" in vol:
             src = vol["configMap"] or {}
             return await self._configmap(ns, src, src.get("defaultMode", DEFAULT_MODE))

@@ -83,7 +83,7 @@ def validate_pod_spec(errs: Errs, spec: Any, path: str, *, pod_name: str | None 
     validate_pod_security_context(errs, sc, spec, path + ".securityContext")
     for i, ref in enumerate(as_list(errs, spec.get("imagePullSecrets"), path + ".imagePullSecrets")):
         if not isinstance(ref, dict) or set(ref) - {"name"}:
-            invalid(errs, f"{path}.imagePullSecrets[{i}]", GoRaw(f"core.LocalObjectReference{{...}}"),
+            invalid(errs, f"{path}.imagePullSecrets[{i}]", GoRaw("core.LocalObjectReference{...}"),
                     "only name may be set")
     validate_affinity(errs, spec.get("affinity"), path + ".affinity")
     validate_dns_config(errs, spec.get("dnsConfig"), dns_policy, path + ".dnsConfig")
@@ -169,7 +169,6 @@ def validate_pod_spec(errs: Errs, spec: Any, path: str, *, pod_name: str | None 
 
 def validate_pod_template_spec(errs: Errs, tmpl: Any, path: str) -> None:
     """ValidatePodTemplateSpec: template labels/annotations and the pod spec."""
-    from .meta import validate_annotations
     tmpl = as_dict(errs, tmpl, path)
     meta = as_dict(errs, tmpl.get("metadata"), path + ".metadata")
     validate_labels(errs, meta.get("labels"), path + ".labels")

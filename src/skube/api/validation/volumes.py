@@ -143,7 +143,6 @@ def _csi_driver(errs: Errs, driver: Any, path: str) -> None:
     if not d:
         required(errs, path)
     if len(d) > 63:
-        from ._field import too_long
         too_long(errs, path, 63)
     for m in n.is_dns1123_subdomain(d.lower()):
         invalid(errs, path, d, m)
