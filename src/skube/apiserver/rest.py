@@ -28,8 +28,8 @@ _UPDATE_RETRIES = 16
 def _names_rv(body) -> bool:
     """Does a patch body set metadata.resourceVersion (a merge/apply body, or a JSON patch op)?"""
     if isinstance(body, dict):
-        return bool((body.get("metadata") or {}).get("resourceVersion")) if isinstance(body.get("metadata"), dict) \
-            else False
+        meta = body.get("metadata")
+        return isinstance(meta, dict) and bool(meta.get("resourceVersion"))
     if isinstance(body, list):
         return any(isinstance(op, dict) and op.get("path") == "/metadata/resourceVersion" for op in body)
     return False
@@ -638,8 +638,9 @@ class Resources:
                 warnings = self._fields(req, info, new, name, is_patch=True)
             # a precondition only when the patch itself names a resourceVersion (the merged
             # object always carries the current one): otherwise a concurrent write is retried
-            want_rv = new["metadata"].get("resourceVersion") if _names_rv(body) or \
-                new["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"] else None
+            want_rv = new["metadata"].get("resourceVersion")
+            if not _names_rv(body) and want_rv == current["metadata"]["resourceVersion"]:
+                want_rv = None
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise errors.conflict(info.plural, name, info.group)
             self._check_namespace(info, new, ns)

@@ -26,7 +26,8 @@ import time
 from ..client import ApiError, Client, object_key
 from .controllerutils import (DEPLOYMENTS, PODS, REPLICASETS, BaseController, claim_pods, condition,
                               controlled_by, controller_ref, in_namespace, index_owners, int_or_percent,
-                              is_active, is_available, owner_ref, parse_time, rfc3339, selector_of, set_condition, update_status)
+                              is_active, is_available, owner_ref, parse_time, rfc3339, selector_of, set_condition,
+                              update_status)
 
 log = logging.getLogger("skube.controllers.deployment")
 

@@ -373,12 +373,11 @@ class LocalProvider(Provider):
         final = None
         if inst is not None:
             await self.mgr.stop(uid, grace_period)
-            final = self.status(inst)                 # how the containers ended
-        self.reclaimed.pop(uid, None)
-        if inst is not None:
+            final = self.status(inst)                 # how the containers ended (reclaimed: as such)
             await self._release_rootfs(inst, everything=True)
             await self.volumes.teardown(uid, inst.dir)
             await self.mgr.delete(uid, 0)
+        self.reclaimed.pop(uid, None)
         if self.by_key.get(key) == uid:
             del self.by_key[key]
         for k in [k for k in self.failures if k[0] == uid]:
